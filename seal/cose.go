@@ -108,7 +108,7 @@ func (s *Signed) Verify(pub ed25519.PublicKey) error {
 }
 
 // SigStructure returns the exact bytes that were signed (RFC 9052 §4.4:
-// ["Signature1", protected, h”, payload]) and the signature, for checks with other tools.
+// ["Signature1", protected, empty bstr, payload]) and the signature, for checks with other tools.
 func (s *Signed) SigStructure() (tbs, sig []byte, err error) {
 	tbs, err = cborSigStructure(s.msg.Headers.RawProtected, s.msg.Payload)
 	return tbs, s.msg.Signature, err
