@@ -2,7 +2,6 @@ package buffer
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"sort"
 
@@ -60,7 +59,7 @@ func (s *Store) Commit(t Tick) error {
 	taken := append([][]byte(nil), s.takenKeys...)
 	s.mu.Unlock()
 	if closed {
-		return errors.New("commit: buffer closed")
+		return fmt.Errorf("commit: %w", ErrClosed)
 	}
 
 	// s.heads and s.index only change under writeMu, which we hold: read them without mu.

@@ -20,6 +20,9 @@ var ErrInUse = errors.New("buffer is in use by another process")
 // (wrong first seq, head not matching its last block, changed log id, reserved meta key).
 var ErrInvalidTick = errors.New("invalid tick")
 
+// ErrClosed is returned by Commit after Close.
+var ErrClosed = errors.New("buffer closed")
+
 // errCorrupt marks start-up failures that make Open rename the file aside.
 var errCorrupt = errors.New("buffer file corrupt")
 

@@ -1,0 +1,371 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	smb "github.com/simonvetter/modbus"
+
+	"github.com/mrv-agent/mrv-agent/reading"
+)
+
+// Point describes one register point of a simulator, in the words of the config's tag keys,
+// so the demo can build a matching config without sim importing config.
+type Point struct {
+	ID       string
+	Unit     string
+	Kind     string // rate | counter | state
+	Register string // holding | input | coil | discrete
+	Address  int
+	Type     string // float32 | uint32 …
+	Order    string // ABCD …
+	Scale    string // "" = 1
+	Width    int    // counters: rollover width in bits
+	MaxRate  string // counters: units per second
+}
+
+// The kiln's register map: holding registers, float32 and uint32 in ABCD order. Registers
+// 12-19 are spare (read as zero), so a plan with hole bridging reads the map in one request.
+// Input registers mirror the holding registers; coil 0 and discrete input 0 are "kiln running".
+var kilnPoints = []Point{
+	{ID: "fuel_gas_flow", Unit: "Nm3/h", Kind: "rate", Register: "holding", Address: 0, Type: "float32", Order: "ABCD"},
+	{ID: "fuel_gas_total", Unit: "Nm3", Kind: "counter", Register: "holding", Address: 2, Type: "uint32", Order: "ABCD", Scale: "0.1", Width: 32, MaxRate: "5"},
+	{ID: "kiln_feed", Unit: "t/h", Kind: "rate", Register: "holding", Address: 4, Type: "float32", Order: "ABCD"},
+	{ID: "clinker", Unit: "t/h", Kind: "rate", Register: "holding", Address: 6, Type: "float32", Order: "ABCD"},
+	{ID: "stack_co2", Unit: "%vol", Kind: "rate", Register: "holding", Address: 8, Type: "float32", Order: "ABCD"},
+	{ID: "flue_gas_flow", Unit: "Nm3/h", Kind: "rate", Register: "holding", Address: 10, Type: "float32", Order: "ABCD"},
+	{ID: "power", Unit: "kW", Kind: "rate", Register: "holding", Address: 20, Type: "float32", Order: "ABCD"},
+	{ID: "energy", Unit: "kWh", Kind: "counter", Register: "holding", Address: 22, Type: "uint32", Order: "ABCD", Width: 32, MaxRate: "5"},
+}
+
+// kilnRegisters is the size of the register table; reads beyond it get exception 2.
+const kilnRegisters = 24
+
+// KilnPoints returns the kiln's points (a copy).
+func KilnPoints() []Point { return append([]Point(nil), kilnPoints...) }
+
+// FaultKind selects what a faulty kiln does to requests.
+type FaultKind uint8
+
+// Faults.
+const (
+	FaultNone      FaultKind = iota
+	FaultException           // answer with an exception (Fault.Code, default 4 server device failure)
+	FaultBusy                // answer with exception 6, server device busy
+	FaultSlow                // hold each reply back for Fault.Delay
+)
+
+// Fault is injected with SetFault.
+type Fault struct {
+	Kind  FaultKind
+	Code  uint8         // FaultException: the exception code (1-4, 5, 6, 8, 10, 11); 0 means 4
+	Delay time.Duration // FaultSlow
+	Count int           // the fault applies to this many requests, then clears; 0 = until replaced
+}
+
+// KilnOptions configure a Kiln. The zero value is usable.
+type KilnOptions struct {
+	// Now is the clock the process values are computed from. nil means time.Now. Tests pass
+	// a fixed clock to get known values.
+	Now func() time.Time
+	// UnitID, when not 0, is the only unit id served; other ids get exception 11 (gateway
+	// target failed to respond). 0 serves every unit id.
+	UnitID uint8
+	// FuelGasTotal and Energy are the counters' values at start-up (Nm3, kWh).
+	// 0 means 12345678.9 Nm3 and 4567890 kWh.
+	FuelGasTotal float64
+	Energy       float64
+	// Log receives the Modbus server's messages at Debug. nil discards them.
+	Log *slog.Logger
+}
+
+// Kiln is a simulated cement kiln on a Modbus TCP server (simonvetter/modbus) on loopback.
+// Its values follow slow sinusoids around realistic set points with faster, smaller
+// components as deterministic noise; counters are the exact integrals of their rates.
+type Kiln struct {
+	srv  *smb.ModbusServer
+	addr string
+	now  func() time.Time
+	unit uint8
+	t0   float64 // start-up, Unix seconds
+	c0   [2]float64
+	done chan struct{}
+	once sync.Once
+
+	requests [5]atomic.Uint64 // by function code 1..4
+
+	// mu guards fault.
+	mu    sync.Mutex
+	fault Fault
+}
+
+// StartKiln starts a kiln on addr ("127.0.0.1:0" picks a free port).
+func StartKiln(addr string, opts KilnOptions) (*Kiln, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("kiln address %q: %w", addr, err)
+	}
+	if port == "0" {
+		p, err := FreePort(host)
+		if err != nil {
+			return nil, fmt.Errorf("kiln: %w", err)
+		}
+		addr = net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	k := &Kiln{addr: addr, now: opts.Now, unit: opts.UnitID, done: make(chan struct{})}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	k.t0 = unixSeconds(k.now())
+	k.c0 = [2]float64{opts.FuelGasTotal, opts.Energy}
+	if k.c0[0] == 0 {
+		k.c0[0] = 12345678.9
+	}
+	if k.c0[1] == 0 {
+		k.c0[1] = 4567890
+	}
+	logger := opts.Log
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	k.srv, err = smb.NewServer(&smb.ServerConfiguration{
+		URL:        "tcp://" + addr,
+		Timeout:    60 * time.Second,
+		MaxClients: 16,
+		Logger:     slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}, (*kilnHandler)(k))
+	if err != nil {
+		return nil, fmt.Errorf("kiln server: %w", err)
+	}
+	if err := k.srv.Start(); err != nil {
+		return nil, fmt.Errorf("kiln listen %s: %w", addr, err)
+	}
+	return k, nil
+}
+
+// Addr is the kiln's host:port.
+func (k *Kiln) Addr() string { return k.addr }
+
+// URL is the kiln's address as a config modbus.url ("tcp://host:port").
+func (k *Kiln) URL() string { return "tcp://" + k.addr }
+
+// Close stops the server, closes its client connections and releases held (slow) replies.
+func (k *Kiln) Close() error {
+	k.once.Do(func() { close(k.done) })
+	return k.srv.Stop()
+}
+
+// SetFault injects f (Fault{} clears it).
+func (k *Kiln) SetFault(f Fault) {
+	k.mu.Lock()
+	k.fault = f
+	k.mu.Unlock()
+}
+
+// Requests returns how many read requests of function code fn (1 coils, 2 discrete inputs,
+// 3 holding, 4 input registers) the kiln has received, faulted ones included.
+func (k *Kiln) Requests(fn uint8) uint64 {
+	if int(fn) >= len(k.requests) {
+		return 0
+	}
+	return k.requests[fn].Load()
+}
+
+// ValueAt returns the exact value a client decoding point id (with its scale) reads at t,
+// after the register encoding (a float32 is rounded to float32; a counter is truncated to
+// its register units and wraps at 2^32).
+func (k *Kiln) ValueAt(id string, t time.Time) (reading.Value, bool) {
+	regs := k.registers(t)
+	for _, p := range kilnPoints {
+		if p.ID != id {
+			continue
+		}
+		w := regs[p.Address : p.Address+2]
+		bits := uint32(w[0])<<16 | uint32(w[1])
+		if p.Type == "float32" {
+			return reading.FromFloat32(math.Float32frombits(bits))
+		}
+		v := reading.FromInt64(int64(bits))
+		if p.Scale != "" {
+			s, err := reading.ParseValue(p.Scale)
+			if err != nil {
+				return reading.Value{}, false
+			}
+			return v.Mul(s)
+		}
+		return v, true
+	}
+	return reading.Value{}, false
+}
+
+// wave is amp·sin(2πt/period + phase).
+type wave struct{ amp, period, phase float64 }
+
+// signal is base + Σ waves: the slow ones are the process, the fast small ones the noise.
+type signal struct {
+	base  float64
+	waves []wave
+}
+
+func (s signal) at(t float64) float64 {
+	v := s.base
+	for _, w := range s.waves {
+		v += w.amp * math.Sin(2*math.Pi*t/w.period+w.phase)
+	}
+	return v
+}
+
+// integral returns ∫ s dt from t0 to t, in value·seconds, exactly (no accumulation error).
+func (s signal) integral(t0, t float64) float64 {
+	v := s.base * (t - t0)
+	for _, w := range s.waves {
+		k := 2 * math.Pi / w.period
+		v += w.amp / k * (math.Cos(k*t0+w.phase) - math.Cos(k*t+w.phase))
+	}
+	return v
+}
+
+var (
+	clinker = signal{125, []wave{{4, 3600, 0}, {1.5, 610, 1}, {0.4, 47, 2}, {0.15, 7.3, 3}}}
+	feedMix = signal{0, []wave{{1.2, 230, 0.5}, {0.3, 13.1, 1.7}}} // added to 1.6 × clinker
+	fuelGas = signal{9000, []wave{{300, 3600, 0.3}, {120, 540, 2}, {30, 31, 1}, {10, 5.1, 0}}}
+	co2     = signal{22.5, []wave{{1.2, 1800, 1}, {0.3, 127, 0}, {0.08, 9.7, 2}}}
+	flueGas = signal{275000, []wave{{12000, 3600, 0.3}, {4000, 420, 1}, {800, 23, 2}}}
+	power   = signal{9000, []wave{{250, 2400, 2}, {80, 300, 1}, {25, 11, 0.7}}}
+)
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
+}
+
+// registers computes the whole register table at t.
+func (k *Kiln) registers(t time.Time) [kilnRegisters]uint16 {
+	s := unixSeconds(t)
+	var r [kilnRegisters]uint16
+	putF := func(addr int, v float64) {
+		b := math.Float32bits(float32(v))
+		r[addr], r[addr+1] = uint16(b>>16), uint16(b)
+	}
+	putU := func(addr int, v float64) {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(int64(math.Floor(v)))) // wraps at 2^32 below
+		r[addr], r[addr+1] = binary.BigEndian.Uint16(b[4:]), binary.BigEndian.Uint16(b[6:])
+	}
+	cl := clinker.at(s)
+	putF(0, fuelGas.at(s))
+	putU(2, (k.c0[0]+fuelGas.integral(k.t0, s)/3600)*10) // Nm3 in units of 0.1
+	putF(4, 1.6*cl+feedMix.at(s))
+	putF(6, cl)
+	putF(8, co2.at(s))
+	putF(10, flueGas.at(s))
+	putF(20, power.at(s))
+	putU(22, k.c0[1]+power.integral(k.t0, s)/3600)
+	return r
+}
+
+// kilnHandler implements smb.RequestHandler.
+type kilnHandler Kiln
+
+// admit counts the request and applies the unit id filter and the current fault.
+func (h *kilnHandler) admit(fn uint8, unit uint8) error {
+	k := (*Kiln)(h)
+	k.requests[fn].Add(1)
+	if k.unit != 0 && unit != k.unit {
+		return smb.ErrGWTargetFailedToRespond
+	}
+	k.mu.Lock()
+	f := k.fault
+	if k.fault.Count > 0 {
+		k.fault.Count--
+		if k.fault.Count == 0 {
+			k.fault = Fault{}
+		}
+	}
+	k.mu.Unlock()
+	switch f.Kind {
+	case FaultException:
+		return exceptionError(f.Code)
+	case FaultBusy:
+		return smb.ErrServerDeviceBusy
+	case FaultSlow:
+		t := time.NewTimer(f.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-k.done:
+		}
+	}
+	return nil
+}
+
+func exceptionError(code uint8) error {
+	switch code {
+	case 1:
+		return smb.ErrIllegalFunction
+	case 2:
+		return smb.ErrIllegalDataAddress
+	case 3:
+		return smb.ErrIllegalDataValue
+	case 5:
+		return smb.ErrAcknowledge
+	case 6:
+		return smb.ErrServerDeviceBusy
+	case 8:
+		return smb.ErrMemoryParityError
+	case 10:
+		return smb.ErrGWPathUnavailable
+	case 11:
+		return smb.ErrGWTargetFailedToRespond
+	}
+	return smb.ErrServerDeviceFailure
+}
+
+func (h *kilnHandler) words(fn uint8, unit uint8, addr, qty uint16) ([]uint16, error) {
+	if err := h.admit(fn, unit); err != nil {
+		return nil, err
+	}
+	if int(addr)+int(qty) > kilnRegisters {
+		return nil, smb.ErrIllegalDataAddress
+	}
+	regs := (*Kiln)(h).registers((*Kiln)(h).now())
+	return append([]uint16(nil), regs[addr:int(addr)+int(qty)]...), nil
+}
+
+func (h *kilnHandler) bits(fn uint8, unit uint8, addr, qty uint16) ([]bool, error) {
+	if err := h.admit(fn, unit); err != nil {
+		return nil, err
+	}
+	if int(addr)+int(qty) > 1 {
+		return nil, smb.ErrIllegalDataAddress
+	}
+	return []bool{true}, nil
+}
+
+func (h *kilnHandler) HandleCoils(req *smb.CoilsRequest) ([]bool, error) {
+	if req.IsWrite {
+		return nil, smb.ErrIllegalFunction
+	}
+	return h.bits(1, req.UnitId, req.Addr, req.Quantity)
+}
+
+func (h *kilnHandler) HandleDiscreteInputs(req *smb.DiscreteInputsRequest) ([]bool, error) {
+	return h.bits(2, req.UnitId, req.Addr, req.Quantity)
+}
+
+func (h *kilnHandler) HandleHoldingRegisters(req *smb.HoldingRegistersRequest) ([]uint16, error) {
+	if req.IsWrite {
+		return nil, smb.ErrIllegalFunction
+	}
+	return h.words(3, req.UnitId, req.Addr, req.Quantity)
+}
+
+func (h *kilnHandler) HandleInputRegisters(req *smb.InputRegistersRequest) ([]uint16, error) {
+	return h.words(4, req.UnitId, req.Addr, req.Quantity)
+}
