@@ -235,7 +235,7 @@ func (s *Store) prepare(t Tick, pubs map[string]uint64) ([]pendingBlock, map[str
 			if b.FirstSeq != next {
 				return nil, nil, fmt.Errorf("%w: block %q starts at seq %d, want %d", ErrInvalidTick, name, b.FirstSeq, next)
 			}
-			if b.Records > 1<<32-1 {
+			if b.Records <= 0 || b.Records > reading.MaxRecords {
 				return nil, nil, fmt.Errorf("%w: block %q %d has %d records", ErrInvalidTick, name, b.FirstSeq, b.Records)
 			}
 			v := encodeBlock(uint32(b.Records), nowNs, prev, b.Bytes)

@@ -84,7 +84,7 @@ func (r Record) MarshalCBOR() ([]byte, error) {
 	if r.Body.Kind() != r.Kind {
 		return nil, fmt.Errorf("record of kind %s has a %s body", r.Kind, r.Body.Kind())
 	}
-	return encMode.Marshal(wireRecordOut{Kind: r.Kind, Time: r.Time, Body: r.Body})
+	return encMode.Marshal(wireRecordOut(r))
 }
 
 // UnmarshalCBOR decodes a record strictly, choosing the body type by kind.

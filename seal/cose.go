@@ -102,7 +102,7 @@ func (s *Signed) Verify(pub ed25519.PublicKey) error {
 		return err
 	}
 	if err := s.msg.Verify(nil, v); err != nil {
-		return fmt.Errorf("verify: %w: %v", ErrBadSignature, err)
+		return fmt.Errorf("verify: %w: %w", ErrBadSignature, err)
 	}
 	return nil
 }

@@ -98,7 +98,7 @@ func readCaptureRecord(br *bufio.Reader) ([]byte, error) {
 		}
 		raw = append(raw, b)
 		major, info := b>>5, b&0x1f
-		if major != wantMajor && !(wantMajor == 0 && major == 1) {
+		if major != wantMajor && (wantMajor != 0 || major != 1) {
 			return 0, fmt.Errorf("unexpected CBOR major type %d, want %d", major, wantMajor)
 		}
 		var n int

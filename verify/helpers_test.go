@@ -22,7 +22,6 @@ type testStream struct {
 	sealer *seal.Sealer
 	st     seal.Stream
 	topic  string
-	tick   int64
 }
 
 func newTestStream(t *testing.T, key *seal.Key, origin string) *testStream {

@@ -305,6 +305,9 @@ func (v *Verifier) process(l *logState, p *pending) {
 	var rot *reading.KeyRotationBody
 	for i, rec := range b.Records {
 		seq := b.FirstSeq + uint64(i)
+		if v.opts.OnRecord != nil {
+			v.opts.OnRecord(RecordOut{Origin: b.Origin, LogID: b.LogID, Seq: seq, Record: rec})
+		}
 		switch body := rec.Body.(type) {
 		case *reading.ReadingBody:
 			v.sum.Readings++

@@ -120,6 +120,14 @@ type ReadingOut struct {
 	Reading reading.Reading
 }
 
+// RecordOut is one record of an accepted block.
+type RecordOut struct {
+	Origin string
+	LogID  [16]byte
+	Seq    uint64
+	Record reading.Record
+}
+
 type readingLine struct {
 	Origin     string  `json:"origin"`
 	LogID      string  `json:"log_id"`

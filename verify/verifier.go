@@ -46,6 +46,9 @@ type Options struct {
 	// OnReading is called for every reading record of an accepted block, in seq order per
 	// log. It runs with the verifier locked: it must not call the Verifier's methods.
 	OnReading func(ReadingOut)
+	// OnRecord is called for every record (of any kind) of an accepted block, in seq order
+	// per log, before OnReading for the same record. Same locking rule as OnReading.
+	OnRecord func(RecordOut)
 	// EvidenceDir receives equivocating envelope pairs as
 	// <origin with / replaced by _>-<logid>-<seq>-{a,b}.cose ("" = keep them in memory only;
 	// see Evidence). It is created if missing.

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/mrv-agent/mrv-agent/agent"
+	"github.com/mrv-agent/mrv-agent/config"
+	"github.com/mrv-agent/mrv-agent/seal"
+)
+
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	path := fs.String("c", "", "config file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageError("-c FILE is required")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(cfg, agent.Options{Logger: log, Version: version})
+	if err != nil {
+		return err
+	}
+	log.Info("agent starting", "version", version, "site", cfg.Gateway.Site, "gateway", cfg.Gateway.ID, "sources", len(cfg.Sources))
+	if err := a.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("agent stopped")
+	return nil
+}
+
+func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", stderr)
+	path := fs.String("c", "", "config file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usageError("-c FILE is required")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d sources, %d tags)\n", *path, len(cfg.Sources), countTags(cfg))
+	return nil
+}
+
+func countTags(cfg *config.Config) int {
+	n := 0
+	for _, s := range cfg.Sources {
+		n += len(s.Tags)
+	}
+	return n
+}
+
+func cmdExampleConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	if err := parse(newFlags("example-config", stderr), args); err != nil {
+		return err
+	}
+	_, err := stdout.Write(config.Example)
+	return err
+}
+
+func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", stderr)
+	out := fs.String("o", "", "private key file to write (the public key goes to FILE.pub)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageError("-o FILE is required")
+	}
+	k, err := seal.GenerateKey()
+	if err != nil {
+		return err
+	}
+	if err := seal.WriteKey(*out, k); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (mode 0600) and %s.pub\nkid %s\n", *out, *out, seal.KidString(k.Kid))
+	return nil
+}
