@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/url"
 	"slices"
@@ -253,7 +252,7 @@ func (t *Tag) check(v *checker, p string, modbus bool) {
 			}
 		}
 	}
-	if t.Min != nil && t.Max != nil && cmp(t.Min.Value, t.Max.Value) >= 0 {
+	if t.Min != nil && t.Max != nil && t.Min.Cmp(t.Max.Value) >= 0 {
 		v.add(p+".min", "%s must be less than max (%s)", t.Min, t.Max)
 	}
 	if !modbus {
@@ -354,17 +353,3 @@ func hostPort(s string) (int, error) {
 	}
 	return n, nil
 }
-
-// cmp compares two decimals exactly.
-func cmp(a, b reading.Value) int { return rat(a).Cmp(rat(b)) }
-
-func rat(v reading.Value) *big.Rat {
-	r := new(big.Rat).SetInt64(v.Mantissa)
-	p := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(v.Exp))), nil))
-	if v.Exp < 0 {
-		return r.Quo(r, p)
-	}
-	return r.Mul(r, p)
-}
-
-func abs(e int32) int32 { return max(e, -e) }

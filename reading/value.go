@@ -261,6 +261,37 @@ func checkExp(v Value, exp int64) (Value, bool) {
 	return v, true
 }
 
+// Cmp compares v and w exactly: -1 if v < w, 0 if equal, +1 if v > w.
+func (v Value) Cmp(w Value) int {
+	if v.Exp == w.Exp {
+		return cmpInt(v.Mantissa, w.Mantissa)
+	}
+	if w.Mantissa != math.MinInt64 {
+		if d, ok := v.Add(Value{Mantissa: -w.Mantissa, Exp: w.Exp}); ok {
+			return cmpInt(d.Mantissa, 0)
+		}
+	}
+	// The difference does not fit an int64 mantissa: align both as big integers.
+	e := min(v.Exp, w.Exp)
+	return scaledBig(v, v.Exp-e).Cmp(scaledBig(w, w.Exp-e))
+}
+
+// scaledBig returns v's mantissa × 10^d as a big integer (d ≥ 0).
+func scaledBig(v Value, d int32) *big.Int {
+	p := new(big.Int).Exp(bigTen, big.NewInt(int64(d)), nil)
+	return p.Mul(p, big.NewInt(v.Mantissa))
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
 var bigTen = big.NewInt(10)
 
 func fromBig(m *big.Int, exp int64) (Value, bool) {

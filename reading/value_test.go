@@ -90,3 +90,19 @@ func s2f(t *testing.T, s string) float64 {
 	require.NoError(t, err)
 	return v.Float64()
 }
+
+func TestValueCmp(t *testing.T) {
+	v := func(s string) Value { x, err := ParseValue(s); require.NoError(t, err); return x }
+	cases := []struct {
+		a, b string
+		want int
+	}{
+		{"1.5", "1.5", 0}, {"1.5", "1.50", 0}, {"1.4", "1.5", -1}, {"-2", "1", -1}, {"100", "1e2", 0},
+		{"1e200", "1", 1}, {"-1e200", "1e-200", -1}, {"9223372036854775807", "-9223372036854775807", 1},
+		{"0", "-0.0001", 1},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, v(c.a).Cmp(v(c.b)), "%s vs %s", c.a, c.b)
+		require.Equal(t, -c.want, v(c.b).Cmp(v(c.a)), "%s vs %s", c.b, c.a)
+	}
+}

@@ -6,6 +6,7 @@ package agenttest
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,9 +88,15 @@ type Verifier struct {
 	records []verify.RecordOut
 }
 
-// Subscribe starts a verifier (persistent session, trusting only the bed's key) and waits
-// until the broker acknowledged its subscription.
+// Subscribe starts a verifier on the bed's embedded broker; see SubscribeTo.
 func (b *Bed) Subscribe(t *testing.T) *Verifier {
+	t.Helper()
+	return b.SubscribeTo(t, b.Broker.URL())
+}
+
+// SubscribeTo starts a verifier (persistent session, trusting only the bed's key) on the
+// broker at url and waits until the broker acknowledged its subscription.
+func (b *Bed) SubscribeTo(t *testing.T, url string) *Verifier {
 	t.Helper()
 	v := &Verifier{done: make(chan error, 1)}
 	var err error
@@ -103,7 +110,7 @@ func (b *Bed) Subscribe(t *testing.T) *Verifier {
 	ctx, v.cancel = context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	go func() {
-		v.done <- verify.Subscribe(ctx, verify.SubscribeConfig{Broker: b.Broker.URL(), Topic: BlocksTopic,
+		v.done <- verify.Subscribe(ctx, verify.SubscribeConfig{Broker: url, Topic: BlocksTopic,
 			ClientID: "test-verifier", Ready: func() { close(ready) }}, v.Add)
 	}()
 	select {
@@ -119,6 +126,24 @@ func (b *Bed) Subscribe(t *testing.T) *Verifier {
 		}
 	})
 	return v
+}
+
+// Mosquitto starts a real Mosquitto for an integration test, closed by t.Cleanup. Without
+// the broker installed the test is skipped, except under CI=true, where it fails: a suite
+// CI skips is a suite that does not exist.
+func Mosquitto(t *testing.T, opts sim.MosquittoOptions) *sim.Mosquitto {
+	t.Helper()
+	m, err := sim.StartMosquitto(t.TempDir(), opts)
+	if errors.Is(err, sim.ErrNoMosquitto) && os.Getenv("CI") != "true" {
+		t.Skip("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := m.Kill(); err != nil {
+			t.Errorf("stop mosquitto: %v", err)
+		}
+	})
+	return m
 }
 
 // Records returns a copy of the records accepted so far.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 
@@ -10,16 +11,21 @@ import (
 	"github.com/mrv-agent/mrv-agent/seal"
 )
 
-func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
+// loadConfig parses the flags of a command that takes -c FILE and loads the config.
+func loadConfig(fs *flag.FlagSet, args []string) (*config.Config, string, error) {
 	path := fs.String("c", "", "config file")
 	if err := parse(fs, args); err != nil {
-		return err
+		return nil, "", err
 	}
 	if *path == "" {
-		return usageError("-c FILE is required")
+		return nil, "", usageError("-c FILE is required")
 	}
 	cfg, err := config.Load(*path)
+	return cfg, *path, err
+}
+
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg, _, err := loadConfig(newFlags("run", stderr), args)
 	if err != nil {
 		return err
 	}
@@ -40,19 +46,11 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", stderr)
-	path := fs.String("c", "", "config file")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *path == "" {
-		return usageError("-c FILE is required")
-	}
-	cfg, err := config.Load(*path)
+	cfg, path, err := loadConfig(newFlags("validate", stderr), args)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d sources, %d tags)\n", *path, len(cfg.Sources), countTags(cfg))
+	fmt.Fprintf(stdout, "%s: ok (%d sources, %d tags)\n", path, len(cfg.Sources), countTags(cfg))
 	return nil
 }
 

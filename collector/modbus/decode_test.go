@@ -162,7 +162,7 @@ func TestCompare(t *testing.T) {
 		{v(123456, -3), v(123456, -3), 0},
 	}
 	for _, c := range cases {
-		require.Equal(t, c.want, compare(c.a, c.b), "%s vs %s", c.a, c.b)
+		require.Equal(t, c.want, c.a.Cmp(c.b), "%s vs %s", c.a, c.b)
 	}
 }
 

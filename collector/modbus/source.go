@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/big"
 	"net"
 	"net/url"
 	"sync"
@@ -286,7 +285,7 @@ func resolveTag(source string, i int, ct config.Tag) (tag, error) {
 	t.addr = uint16(ct.Address)
 	t.scale, t.offset = decimal(ct.Scale), decimal(ct.Offset)
 	t.min, t.max = decimal(ct.Min), decimal(ct.Max)
-	if t.min != nil && t.max != nil && compare(*t.min, *t.max) > 0 {
+	if t.min != nil && t.max != nil && t.min.Cmp(*t.max) > 0 {
 		errs = append(errs, fmt.Errorf("min: %s is above max %s", t.min, t.max))
 	}
 	return t, errors.Join(errs...)
@@ -464,38 +463,7 @@ func convert(t *tag, raw []byte, r *reading.Reading) {
 		return
 	}
 	r.Value, r.HasValue = v, true
-	if (t.min != nil && compare(v, *t.min) < 0) || (t.max != nil && compare(v, *t.max) > 0) {
+	if (t.min != nil && v.Cmp(*t.min) < 0) || (t.max != nil && v.Cmp(*t.max) > 0) {
 		r.Quality = reading.Quality{Severity: reading.Bad, Flags: reading.FlagOutOfRange}
 	}
-}
-
-// compare returns -1, 0 or +1 as a is less than, equal to or greater than b, exactly.
-func compare(a, b reading.Value) int {
-	if a.Exp == b.Exp {
-		return cmpInt(a.Mantissa, b.Mantissa)
-	}
-	if b.Mantissa != math.MinInt64 {
-		if d, ok := a.Add(reading.NewValue(-b.Mantissa, b.Exp)); ok {
-			return cmpInt(d.Mantissa, 0)
-		}
-	}
-	// The difference does not fit an int64 mantissa: align both in big integers.
-	e := min(a.Exp, b.Exp)
-	return scaled(a, a.Exp-e).Cmp(scaled(b, b.Exp-e))
-}
-
-// scaled returns v's mantissa × 10^d as a big integer (d ≥ 0).
-func scaled(v reading.Value, d int32) *big.Int {
-	p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d)), nil)
-	return p.Mul(p, big.NewInt(v.Mantissa))
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
