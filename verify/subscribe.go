@@ -16,8 +16,11 @@ import (
 
 // SubscribeConfig configures Subscribe.
 type SubscribeConfig struct {
-	Broker   string // mqtt://host:port or mqtts://host:port (tcp://, ssl:// and tls:// also accepted)
-	Topic    string // filter, e.g. "mrv/v1/+/+/+/blocks" or "mrv/v1/#" (TOFU needs the status topics too)
+	Broker string // mqtt://host:port or mqtts://host:port (tcp://, ssl:// and tls:// also accepted)
+	Topic  string // filter, e.g. "mrv/v1/+/+/+/blocks" or "mrv/v1/#" (TOFU needs the status topics too)
+	// Also lists further filters subscribed in the same SUBSCRIBE (e.g. the status topic a
+	// TOFU verifier learns keys from).
+	Also     []string
 	ClientID string // fixed, so the broker keeps the persistent session across reconnects
 	Username string
 	Password string
@@ -151,7 +154,11 @@ func (s *subscriber) session(ctx context.Context) (subscribed bool, err error) {
 
 	// Messages queued in the session may arrive before the SUBACK; with a nil callback the
 	// default handler takes every message.
-	st := c.Subscribe(s.cfg.Topic, 1, nil)
+	filters := map[string]byte{s.cfg.Topic: 1}
+	for _, f := range s.cfg.Also {
+		filters[f] = 1
+	}
+	st := c.SubscribeMultiple(filters, nil)
 	select {
 	case <-st.Done():
 	case <-ctx.Done():
@@ -168,8 +175,10 @@ func (s *subscriber) session(ctx context.Context) (subscribed bool, err error) {
 		return false, nil
 	}
 	if tok, ok := st.(*mqtt.SubscribeToken); ok {
-		if code, ok := tok.Result()[s.cfg.Topic]; ok && code >= 0x80 {
-			return false, fmt.Errorf("subscribe %s: broker refused the subscription (code %#x)", s.cfg.Topic, code)
+		for topic, code := range tok.Result() {
+			if code >= 0x80 {
+				return false, fmt.Errorf("subscribe %s: broker refused the subscription (code %#x)", topic, code)
+			}
 		}
 	}
 	s.log.Info("subscribed", "broker", s.cfg.Broker, "topic", s.cfg.Topic, "client_id", s.cfg.ClientID)

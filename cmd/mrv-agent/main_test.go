@@ -162,3 +162,55 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// TestVerifyAndCaptureCommands runs the agent, captures its stream and verifies it live
+// (--json, --tofu) and from the capture file; a tampered capture exits 1.
+func TestVerifyAndCaptureCommands(t *testing.T) {
+	bed := agenttest.New(t)
+	var agentLog bytes.Buffer
+	agentCmd := startAgent(t, bed.ConfigFile(t, bed.Broker.URL()), &agentLog)
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "stream.cbor")
+
+	type result struct {
+		code         int
+		stdout, errs string
+	}
+	runCmd := func(args ...string) result {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb)
+		return result{code, out.String(), errb.String()}
+	}
+	capDone := make(chan result, 1)
+	go func() {
+		capDone <- runCmd("capture", "--broker", bed.Broker.URL(), "--topic", "mrv/v1/#", "--out", capture, "--duration", "3s", "--client-id", "cap")
+	}()
+	live := runCmd("verify", "--broker", bed.Broker.URL(), "--topic", agenttest.BlocksTopic, "--tofu", "--json", "--duration", "3s", "--client-id", "live")
+	c := <-capDone
+	require.NoError(t, agentCmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, agentCmd.Wait(), "log: %s", &agentLog)
+
+	require.Equal(t, 0, c.code, c.errs)
+	require.Contains(t, c.stdout, "captured")
+	require.Equal(t, 0, live.code, "stderr: %s\nstdout: %s", live.errs, live.stdout)
+	lines := strings.Split(strings.TrimSpace(live.stdout), "\n")
+	require.Greater(t, len(lines), 8)
+	require.Contains(t, lines[0], `"origin":"test-plant/gw1/kiln1"`)
+	require.Regexp(t, `"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z"`, lines[0])
+	require.Regexp(t, `^\{"summary":\{"blocks":\d+,"readings":\d+,"duplicates":0,"gaps_declared":0,"gaps_undeclared":0,"failures":0\}\}$`, lines[len(lines)-1])
+
+	pub := bed.KeyFile + ".pub"
+	offline := runCmd("verify", "--file", capture, "--pubkey", pub)
+	require.Equal(t, 0, offline.code, "stderr: %s\nstdout: %s", offline.errs, offline.stdout)
+	require.Contains(t, offline.stdout, "failures 0")
+
+	// Flip one byte near the end of the capture (inside the last envelope's signature).
+	data, err := os.ReadFile(capture)
+	require.NoError(t, err)
+	data[len(data)-10] ^= 0x40
+	tampered := filepath.Join(dir, "tampered.cbor")
+	require.NoError(t, os.WriteFile(tampered, data, 0o600))
+	bad := runCmd("verify", "--file", tampered, "--pubkey", pub)
+	require.Equal(t, 1, bad.code, "stdout: %s", bad.stdout)
+	require.Contains(t, bad.stdout, "bad-signature")
+}

@@ -100,7 +100,12 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return &exitError{code: 2, err: fmt.Errorf("read %s: %w", *file, err)}
 		}
 	} else {
-		if err := subscribeFor(ctx, *duration, verify.SubscribeConfig{Broker: *broker, Topic: *topic, ClientID: defaultClientID(*clientID, "verify"), Logger: log}, v.Add, v.Tick); err != nil {
+		sc := verify.SubscribeConfig{Broker: *broker, Topic: *topic, ClientID: defaultClientID(*clientID, "verify"), Logger: log}
+		if *tofu {
+			// Trust on first use learns each gateway's key from its signed birth message.
+			sc.Also = []string{statusFilter(*topic)}
+		}
+		if err := subscribeFor(ctx, *duration, sc, v.Add, v.Tick); err != nil {
 			return &exitError{code: 2, err: err}
 		}
 	}
@@ -157,6 +162,17 @@ func subscribeFor(ctx context.Context, d time.Duration, cfg verify.SubscribeConf
 		}
 	})
 	return g.Wait()
+}
+
+// statusFilter derives the status-topic filter of the gateways a blocks filter covers:
+// mrv/v1/{site}/{gateway}/{stream}/blocks -> mrv/v1/{site}/{gateway}/status; anything else
+// (such as mrv/v1/#) -> mrv/v1/+/+/status.
+func statusFilter(blocks string) string {
+	p := strings.Split(blocks, "/")
+	if len(p) == 6 && p[0] == "mrv" && p[1] == "v1" && p[5] == "blocks" {
+		return strings.Join([]string{"mrv", "v1", p[2], p[3], "status"}, "/")
+	}
+	return "mrv/v1/+/+/status"
 }
 
 func defaultClientID(id, role string) string {
