@@ -62,6 +62,10 @@ type Agent struct {
 	order   []string // stream names: agent first, then sources in config order
 
 	lastCommit time.Time
+	nextKey    *seal.Key                // a rotation in progress: sealed into every stream at the next tick
+	nextKeyErr string                   // the last error loading the next key, logged once
+	keyNow     atomic.Pointer[seal.Key] // the key in force, for the uplink's birth messages
+	clock      clockWatch
 
 	readings  atomic.Uint64 // readings accepted into a block that committed
 	sealed    atomic.Uint64 // blocks committed
@@ -77,11 +81,12 @@ type stream struct {
 	interval   time.Duration // the source's poll interval (0 for the agent stream)
 	down       bool
 	downSince  time.Time
+	lastTime   map[string]int64 // latest reading time per tag
 }
 
 // New opens the key and the buffer, plans the sources and prepares every stream; it starts
 // no goroutine. On error nothing is left open.
-func New(cfg *config.Config, opts Options) (a *Agent, err error) {
+func New(cfg *config.Config, opts Options) (_ *Agent, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -90,7 +95,7 @@ func New(cfg *config.Config, opts Options) (a *Agent, err error) {
 	if now == nil {
 		now = time.Now
 	}
-	a = &Agent{cfg: cfg, log: log, now: now, ver: opts.Version, streams: make(map[string]*stream)}
+	a := &Agent{cfg: cfg, log: log, now: now, ver: opts.Version, streams: make(map[string]*stream)}
 
 	a.key, err = seal.LoadKey(cfg.KeyFile)
 	if err != nil {
@@ -126,6 +131,10 @@ func New(cfg *config.Config, opts Options) (a *Agent, err error) {
 			a.store.Close()
 		}
 	}()
+	if err := a.reconcileKey(); err != nil {
+		return nil, err
+	}
+	a.keyNow.Store(a.key)
 	a.sealer = seal.NewSealer(a.key, a.store.Epoch())
 	if err := a.initStreams(); err != nil {
 		return nil, err
@@ -172,7 +181,7 @@ func (a *Agent) initStreams() error {
 		reason = reading.ReasonBufferLost
 	}
 	for _, name := range names {
-		st := &stream{interval: intervals[name], lastSealed: now}
+		st := &stream{interval: intervals[name], lastSealed: now, lastTime: make(map[string]int64)}
 		st.Name = name
 		st.Origin = reading.Origin(a.cfg.Gateway.Site, a.cfg.Gateway.ID, name)
 		if h, ok := heads[name]; ok {
@@ -311,7 +320,15 @@ func (a *Agent) accept(b collector.Batch) {
 		}
 	}
 	for i := range b.Readings {
-		st.pending = append(st.pending, b.Readings[i].Record())
+		r := &b.Readings[i]
+		// A tag's time never goes backwards unflagged within a stream (a clock stepped back,
+		// or a device that reset its clock).
+		if last, ok := st.lastTime[r.Tag]; ok && r.Time < last {
+			r.Quality.Flags |= reading.FlagClockBackwards
+		} else {
+			st.lastTime[r.Tag] = r.Time
+		}
+		st.pending = append(st.pending, r.Record())
 	}
 }
 
@@ -332,18 +349,27 @@ func (a *Agent) tick() error {
 		heads = make(map[string]buffer.Head)
 	)
 	a.declareLosses(now)
+	a.checkClock(now)
+	rotation := a.rotationRecord(now)
 	maxRecords := a.cfg.Blocks.MaxRecords
 	for _, name := range a.order {
 		st := a.streams[name]
-		if len(st.pending) == 0 && now.Sub(st.lastSealed) >= a.cfg.Blocks.Heartbeat.D() {
+		if len(st.pending) == 0 && rotation == nil && now.Sub(st.lastSealed) >= a.cfg.Blocks.Heartbeat.D() {
 			st.pending = append(st.pending, reading.Record{Kind: reading.KindHeartbeat, Time: now.UnixNano(), Body: &reading.HeartbeatBody{}})
 		}
-		if len(st.pending) == 0 {
+		batch := st.pending
+		if rotation != nil {
+			// The key-rotation record is the last record of the last block signed by the old
+			// key, in every stream. It is added per attempt, so a failed commit never leaves
+			// it in the middle of a later block.
+			batch = append(batch[:len(batch):len(batch)], *rotation)
+		}
+		if len(batch) == 0 {
 			continue
 		}
 		u := undo{st: st, prev: st.Stream, n: len(st.pending)}
-		for off := 0; off < len(st.pending); off += maxRecords {
-			env, err := a.sealer.Seal(&st.Stream, st.pending[off:min(off+maxRecords, len(st.pending))])
+		for off := 0; off < len(batch); off += maxRecords {
+			env, err := a.sealer.Seal(&st.Stream, batch[off:min(off+maxRecords, len(batch))])
 			if err != nil {
 				// A record that cannot be encoded is a bug, not an input problem: stop.
 				return fmt.Errorf("seal %s: %w", name, err)
@@ -357,6 +383,9 @@ func (a *Agent) tick() error {
 		return nil
 	}
 	meta := map[string][]byte{metaAlive: binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())), metaConfigHash: a.cfg.Hash[:]}
+	if rotation != nil {
+		meta[metaKid] = slices.Clone(a.nextKey.Kid[:])
+	}
 	if err := a.store.Commit(buffer.Tick{Blocks: envs, Heads: heads, Meta: meta}); err != nil {
 		for _, u := range undos {
 			u.st.Stream = u.prev
@@ -381,6 +410,9 @@ func (a *Agent) tick() error {
 	}
 	a.readings.Add(n)
 	a.sealed.Add(uint64(len(envs)))
+	if rotation != nil {
+		a.finishRotation()
+	}
 	if len(envs) > 0 {
 		a.pub.Wake()
 	}

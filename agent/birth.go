@@ -10,7 +10,7 @@ import (
 // statusMessage builds and signs a birth or death message from the buffer's heads (a
 // snapshot taken under the buffer's lock, so it is safe from the uplink's goroutine).
 func (a *Agent) statusMessage(kind string) ([]byte, error) {
-	key := a.sealer.Key()
+	key := a.keyNow.Load()
 	m := reading.StatusMessage{
 		Kind:      kind,
 		Epoch:     a.store.Epoch(),

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 
 	"github.com/mrv-agent/mrv-agent/agent/agenttest"
 	"github.com/mrv-agent/mrv-agent/config"
+	"github.com/mrv-agent/mrv-agent/reading"
+	"github.com/mrv-agent/mrv-agent/seal"
 	"github.com/mrv-agent/mrv-agent/sim"
 )
 
@@ -57,4 +60,96 @@ func TestEndToEndConnectionCut(t *testing.T) {
 	require.Zero(t, s.GapsDeclared)
 	require.Equal(t, final.Blocks, s.Blocks, "every sealed block, each once")
 	require.Equal(t, final.Readings, s.Readings)
+}
+
+// TestEndToEndKeyRotation rotates the key mid-stream the way `rotate-key` does (the next key
+// file appears beside the current one): every stream carries a key-rotation record, later
+// blocks are signed by the new key, and a verifier given only the first key accepts the
+// whole stream.
+func TestEndToEndKeyRotation(t *testing.T) {
+	bed := agenttest.New(t)
+	v := bed.Subscribe(t)
+	cfg, err := config.Load(bed.ConfigFile(t, bed.Broker.URL()))
+	require.NoError(t, err)
+	a, err := New(cfg, Options{Version: "test"})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(ctx) }()
+
+	require.Eventually(t, func() bool { return v.Summary().Readings >= 24 }, 10*time.Second, 20*time.Millisecond)
+	next, err := seal.GenerateKey()
+	require.NoError(t, err)
+	require.NoError(t, seal.WriteKey(NextKeyPath(bed.KeyFile), next))
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(NextKeyPath(bed.KeyFile))
+		return os.IsNotExist(err)
+	}, 10*time.Second, 20*time.Millisecond, "the agent takes the next key")
+	loaded, err := seal.LoadKey(bed.KeyFile)
+	require.NoError(t, err)
+	require.Equal(t, next.Kid, loaded.Kid, "the next key is now the key file")
+	pub, err := seal.LoadPublicKey(bed.KeyFile + ".pub")
+	require.NoError(t, err)
+	require.Equal(t, next.Public, pub)
+
+	n := v.Summary().Readings
+	require.Eventually(t, func() bool { return v.Summary().Readings >= n+24 }, 10*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-runDone)
+	final := a.Stats()
+	require.Eventually(t, func() bool { return v.Summary().Blocks >= final.Blocks }, 10*time.Second, 20*time.Millisecond)
+	s := v.Stop(t)
+	require.True(t, s.Clean(), "findings: %v", s.Findings)
+	require.Equal(t, final.Blocks, s.Blocks)
+
+	rotations := map[string]int{}
+	for _, r := range v.Records() {
+		if kr, ok := r.Record.Body.(*reading.KeyRotationBody); ok {
+			require.Equal(t, next.Kid[:], kr.Kid)
+			rotations[r.Origin]++
+		}
+	}
+	require.Len(t, rotations, 2, "a key-rotation record in every stream")
+	for origin, c := range rotations {
+		require.Equal(t, 1, c, origin)
+	}
+}
+
+// TestInterruptedRotationCompletes simulates a crash after the commit that carried the
+// rotation and before the key files were renamed: the next start completes the rename and
+// signs with the new key; a key file that matches neither is refused.
+func TestInterruptedRotationCompletes(t *testing.T) {
+	bed := agenttest.New(t)
+	cfg, err := config.Load(bed.ConfigFile(t, bed.Broker.URL()))
+	require.NoError(t, err)
+	a, err := New(cfg, Options{})
+	require.NoError(t, err)
+	next, err := seal.GenerateKey()
+	require.NoError(t, err)
+	require.NoError(t, seal.WriteKey(NextKeyPath(bed.KeyFile), next))
+	require.NoError(t, a.tick(), "the first tick seals genesis and the rotation")
+	require.Equal(t, next.Kid, a.key.Kid)
+	require.NoError(t, a.store.Close())
+	a.closeSources()
+	// Put the files back as a crash between that commit and the rename leaves them: the old
+	// key in the key file, the new one still waiting as the next key.
+	require.NoError(t, os.Rename(bed.KeyFile, NextKeyPath(bed.KeyFile)))
+	require.NoError(t, os.Rename(bed.KeyFile+".pub", NextKeyPath(bed.KeyFile)+".pub"))
+	require.NoError(t, seal.WriteKey(bed.KeyFile, bed.Key))
+
+	b, err := New(cfg, Options{})
+	require.NoError(t, err)
+	require.Equal(t, next.Kid, b.key.Kid, "the interrupted rotation was completed")
+	require.NoFileExists(t, NextKeyPath(bed.KeyFile))
+	require.NoError(t, b.store.Close())
+	b.closeSources()
+
+	// A key file that is neither the key in force nor its successor is refused.
+	other, err := seal.GenerateKey()
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(bed.KeyFile))
+	require.NoError(t, seal.WriteKey(bed.KeyFile+"-x", other))
+	require.NoError(t, os.Rename(bed.KeyFile+"-x", bed.KeyFile))
+	_, err = New(cfg, Options{})
+	require.ErrorContains(t, err, "restore that key file")
 }

@@ -119,8 +119,8 @@ func PublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
-// WriteKey writes k as PKCS#8 PEM (mode 0600) to path and its public key as PKIX PEM to
-// path+".pub" (mode 0644), each crash-safely: temp file, fsync, rename, fsync directory.
+// WriteKey writes k's public key as PKIX PEM to path+".pub" (mode 0644), then k as PKCS#8
+// PEM (mode 0600) to path, each crash-safely: temp file, fsync, rename, fsync directory.
 // It refuses to overwrite an existing private key.
 func WriteKey(path string, k *Key) error {
 	if _, err := os.Lstat(path); err == nil {
@@ -130,14 +130,16 @@ func WriteKey(path string, k *Key) error {
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return err
-	}
 	pub, err := PublicKeyPEM(k.Public)
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path+".pub", pub, 0o644)
+	// The public key first: whoever sees the private key file (a running agent picking up
+	// a next key) finds its public key already there.
+	if err := WriteFileAtomic(path+".pub", pub, 0o644); err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 // WriteFileAtomic writes data to path so that after a crash the file is either the old one

@@ -47,6 +47,7 @@ func commands() []command {
 		{"validate", "-c FILE", "check a config file and report every problem", cmdValidate},
 		{"example-config", "", "print the embedded, commented example config", cmdExampleConfig},
 		{"keygen", "-o FILE", "write a new Ed25519 key (FILE, mode 0600) and its public key (FILE.pub)", cmdKeygen},
+		{"rotate-key", "-c FILE", "rotate the gateway key: the running agent (or this command) seals the change in every stream", cmdRotateKey},
 		{"verify", "(--broker URL --topic F [--duration D] | --file F) (--pubkey FILE... | --tofu) [--json]", "verify signed streams", cmdVerify},
 		{"capture", "--broker URL --topic F --out FILE [--duration D]", "record envelopes to a capture file", cmdCapture},
 		{"sim", "[--listen ADDR]", "run the simulated kiln (Modbus TCP) alone", cmdSim},

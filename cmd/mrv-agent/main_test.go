@@ -16,6 +16,7 @@ import (
 
 	"github.com/mrv-agent/mrv-agent/agent/agenttest"
 	"github.com/mrv-agent/mrv-agent/reading"
+	"github.com/mrv-agent/mrv-agent/seal"
 )
 
 // childEnv makes the test binary behave as mrv-agent itself, so tests can run the real
@@ -213,4 +214,20 @@ func TestVerifyAndCaptureCommands(t *testing.T) {
 	bad := runCmd("verify", "--file", tampered, "--pubkey", pub)
 	require.Equal(t, 1, bad.code, "stdout: %s", bad.stdout)
 	require.Contains(t, bad.stdout, "bad-signature")
+}
+
+// TestRotateKeyOffline rotates the key of a gateway whose agent is not running: the command
+// seals the rotation into the buffer itself and promotes the key files.
+func TestRotateKeyOffline(t *testing.T) {
+	bed := agenttest.New(t)
+	cfg := bed.ConfigFile(t, bed.Broker.URL())
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"rotate-key", "-c", cfg}, &out, &errb)
+	require.Equal(t, 0, code, "stderr: %s", errb.String())
+	require.Contains(t, out.String(), "no agent was running")
+	require.NoFileExists(t, bed.KeyFile+".next")
+	k, err := seal.LoadKey(bed.KeyFile)
+	require.NoError(t, err)
+	require.NotEqual(t, bed.Key.Kid, k.Kid)
+	require.Contains(t, out.String(), seal.KidString(k.Kid))
 }
