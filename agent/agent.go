@@ -67,6 +67,10 @@ type Agent struct {
 	keyNow     atomic.Pointer[seal.Key] // the key in force, for the uplink's birth messages
 	clock      clockWatch
 
+	resendReqs    chan []byte // from the uplink's subscription
+	resendLimit   tokenBucket
+	resendDropped atomic.Uint64
+
 	readings  atomic.Uint64 // readings accepted into a block that committed
 	sealed    atomic.Uint64 // blocks committed
 	commitErr atomic.Uint64 // failed commits
@@ -95,7 +99,8 @@ func New(cfg *config.Config, opts Options) (_ *Agent, err error) {
 	if now == nil {
 		now = time.Now
 	}
-	a := &Agent{cfg: cfg, log: log, now: now, ver: opts.Version, streams: make(map[string]*stream)}
+	a := &Agent{cfg: cfg, log: log, now: now, ver: opts.Version, streams: make(map[string]*stream),
+		resendReqs: make(chan []byte, resendQueue), resendLimit: newTokenBucket(resendRate, resendBurst)}
 
 	a.key, err = seal.LoadKey(cfg.KeyFile)
 	if err != nil {
@@ -152,6 +157,7 @@ func New(cfg *config.Config, opts Options) (_ *Agent, err error) {
 		Gateway:   cfg.Gateway.ID,
 		Birth:     a.birth,
 		Death:     death,
+		OnResend:  a.onResend,
 		Logger:    log.With("component", "uplink"),
 	}, queue{a.store})
 	if err != nil {
@@ -271,6 +277,8 @@ func (a *Agent) pipeline(batches <-chan collector.Batch) error {
 				return a.flush()
 			}
 			a.accept(b)
+		case p := <-a.resendReqs:
+			a.handleResend(p, a.now())
 		case <-t.C:
 			if err := a.tick(); err != nil {
 				return err

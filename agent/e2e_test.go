@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -152,4 +154,64 @@ func TestInterruptedRotationCompletes(t *testing.T) {
 	require.NoError(t, os.Rename(bed.KeyFile+"-x", bed.KeyFile))
 	_, err = New(cfg, Options{})
 	require.ErrorContains(t, err, "restore that key file")
+}
+
+// TestEndToEndResend asks the agent for blocks of its kiln stream: what the buffer still
+// retains is published again (byte-identical: the verifier counts duplicates), and what
+// retention removed is declared by a signed gap-seq record with reason expired.
+func TestEndToEndResend(t *testing.T) {
+	bed := agenttest.New(t)
+	v := bed.Subscribe(t)
+	path := bed.ConfigFile(t, bed.Broker.URL())
+	text, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(text), "buffer: {path:", "buffer: {retain: 1s, path:", 1)), 0o600))
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	a, err := New(cfg, Options{Version: "test"})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-runDone)
+	}()
+
+	// Run until retention (1 s after publication) has removed the first blocks.
+	require.Eventually(t, func() bool { return v.Summary().Readings >= 200 }, 20*time.Second, 20*time.Millisecond)
+	var logID []byte
+	var lastSeq uint64
+	for _, r := range v.Records() {
+		if strings.HasSuffix(r.Origin, "/kiln1") {
+			logID, lastSeq = r.LogID[:], r.Seq
+		}
+	}
+	require.NotNil(t, logID)
+	req, err := reading.EncodeResendRequest(&reading.ResendRequest{Stream: "kiln1", LogID: logID, First: 0, Last: lastSeq})
+	require.NoError(t, err)
+	before := v.Summary().Duplicates
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(bed.Broker.URL()).SetClientID("test-requester"))
+	tok := pub.Connect()
+	require.True(t, tok.WaitTimeout(5*time.Second))
+	require.NoError(t, tok.Error())
+	defer pub.Disconnect(100)
+	tok = pub.Publish(reading.ResendTopic(agenttest.Site, agenttest.Gateway), 1, false, req)
+	require.True(t, tok.WaitTimeout(5*time.Second))
+	require.NoError(t, tok.Error())
+
+	var expired *reading.GapSeqBody
+	require.Eventually(t, func() bool {
+		for _, r := range v.Records() {
+			if g, ok := r.Record.Body.(*reading.GapSeqBody); ok && g.Reason == reading.ReasonExpired {
+				expired = g
+			}
+		}
+		return expired != nil && v.Summary().Duplicates > before
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, uint64(0), expired.First)
+	require.Less(t, expired.Last, lastSeq, "the recent blocks are still retained and were resent")
+	require.Len(t, expired.LastHash, 32)
+	s := v.Summary()
+	require.Zero(t, s.Failures, "findings: %v", s.Findings)
 }

@@ -42,6 +42,7 @@ type session struct {
 	rr       int
 	inflight int
 	rateWait time.Duration // > 0 when the last fill stopped at the rate limit
+	job      *resendJob    // the republication being served
 }
 
 // streamState is a stream's position within one session.
@@ -58,6 +59,7 @@ type flight struct {
 	lastSeq uint64
 	sent    time.Time
 	acked   bool
+	resend  bool // a republication: its PUBACK moves no cursor
 }
 
 type result struct {
@@ -299,6 +301,7 @@ func (s *session) serve(ctx context.Context) error {
 	if err := s.publishBirth(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
+	s.subscribeResend()
 	s.initStreams()
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
@@ -352,6 +355,62 @@ func (s *session) publishBirth(ctx context.Context) error {
 	return nil
 }
 
+// subscribeResend subscribes to the gateway's cmd/resend topic for this connection. A
+// failure is logged and publishing goes on: resends are a service to verifiers, blocks are
+// the job.
+func (s *session) subscribeResend() {
+	if s.p.cfg.OnResend == nil {
+		return
+	}
+	topic := ResendTopic(s.p.cfg.Site, s.p.cfg.Gateway)
+	tok := s.client.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) { s.p.cfg.OnResend(m.Payload()) })
+	if !tok.WaitTimeout(s.p.cfg.AckTimeout) {
+		s.p.log.Warn("resend topic: no SUBACK", "topic", topic)
+	} else if err := tok.Error(); err != nil {
+		s.p.log.Warn("resend topic: subscribe failed", "topic", topic, "err", err)
+	}
+}
+
+// fillResend publishes requested republications while the window has room. It reports
+// false when it stopped at the window or the rate limit (new blocks wait too).
+func (s *session) fillResend(window int) bool {
+	for s.inflight < window {
+		if s.job == nil {
+			select {
+			case j := <-s.p.resend:
+				s.job = &j
+			default:
+				return true
+			}
+		}
+		j := s.job
+		envs, err := s.p.q.Next(j.stream, j.next, min(window-s.inflight, fetchBatch))
+		if err != nil {
+			s.p.log.Warn("resend: queue read failed", "stream", j.stream, "seq", j.next, "err", err)
+			s.job = nil
+			continue
+		}
+		for _, env := range envs {
+			if env.FirstSeq > j.last || env.Records < 1 {
+				break
+			}
+			if wait := s.p.limiter.take(time.Now()); wait > 0 {
+				s.rateWait = wait
+				return false
+			}
+			f := &flight{stream: j.stream, lastSeq: env.LastSeq(), sent: time.Now(), resend: true}
+			s.inflight++
+			s.sendq <- pubReq{topic: Topic(s.p.cfg.Site, s.p.cfg.Gateway, j.stream), payload: env.Bytes, f: f}
+			j.next = env.LastSeq() + 1
+		}
+		if len(envs) == 0 || j.next > j.last || envs[len(envs)-1].FirstSeq > j.last {
+			s.p.log.Info("resend served", "stream", j.stream, "up_to", j.next-1)
+			s.job = nil
+		}
+	}
+	return false
+}
+
 // initStreams sets each stream's start: the lowest unacknowledged seq.
 func (s *session) initStreams() {
 	for _, name := range s.p.q.Streams() {
@@ -380,7 +439,7 @@ func (s *session) addStream(name string) {
 func (s *session) fill() error {
 	s.rateWait = 0
 	window := s.p.cfg.Inflight
-	if s.inflight >= window {
+	if s.inflight >= window || !s.fillResend(window) {
 		return nil
 	}
 	for _, name := range s.p.q.Streams() {
@@ -467,6 +526,9 @@ func (s *session) complete(r result) error {
 	s.p.updateStats(func(stats *Stats) { stats.InFlight = s.inflight })
 	if r.err != nil {
 		return fmt.Errorf("publish %s up to seq %d: %w", r.f.stream, r.f.lastSeq, r.err)
+	}
+	if r.f.resend {
+		return nil
 	}
 	r.f.acked = true
 	st := s.streams[r.f.stream]

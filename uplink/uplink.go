@@ -53,6 +53,10 @@ type Config struct {
 	// Death is the pre-signed death message: the MQTT will (retained, QoS 1) and published
 	// on a clean stop. Nil means neither.
 	Death []byte
+	// OnResend, if set, receives the payload of every message on the gateway's
+	// cmd/resend topic (subscribed at every connect). It is called from paho's goroutine
+	// and must not block: hand the payload over and answer with Resend.
+	OnResend func(payload []byte)
 
 	Logger *slog.Logger // nil discards
 }
@@ -103,7 +107,8 @@ type Publisher struct {
 	broker *url.URL
 	q      Queue
 	log    *slog.Logger
-	wake   chan struct{} // capacity 1: a pending wake-up
+	wake   chan struct{}  // capacity 1: a pending wake-up
+	resend chan resendJob // requested republications, served before new blocks
 	ran    atomic.Bool
 
 	// Owned by Run's goroutine.
@@ -163,10 +168,36 @@ func New(cfg Config, q Queue) (*Publisher, error) {
 		q:       q,
 		log:     log.With("broker", u.Redacted(), "client_id", cfg.ClientID),
 		wake:    make(chan struct{}, 1),
+		resend:  make(chan resendJob, maxResendJobs),
 		marked:  make(map[string]uint64),
 		limiter: newBucket(cfg.DrainRate),
 	}, nil
 }
+
+// maxResendJobs bounds the republications waiting to be served.
+const maxResendJobs = 16
+
+// resendJob republishes the stored blocks of a stream that hold seqs next..last.
+type resendJob struct {
+	stream     string
+	next, last uint64
+}
+
+// Resend asks for the stored blocks of stream holding seqs first..last to be published
+// again, byte-identical, after any already requested and before new blocks. They do not
+// move the publish cursor. It reports false when too many requests wait already.
+func (p *Publisher) Resend(stream string, first, last uint64) bool {
+	select {
+	case p.resend <- resendJob{stream: stream, next: first, last: last}:
+		p.Wake()
+		return true
+	default:
+		return false
+	}
+}
+
+// ResendTopic is where verifiers ask this gateway for resends.
+func ResendTopic(site, gateway string) string { return reading.ResendTopic(site, gateway) }
 
 // parseBrokerURL accepts mqtt, tcp (plain) and mqtts, ssl, tls (TLS) URLs with a host and
 // a port, and nothing after the authority.
