@@ -2,10 +2,12 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GO ?= go
-DURATION ?= 30s
+DURATION ?= 75s
 FUZZTIME ?= 30s
+SOAK_DURATION ?= 10m
+GOVULNCHECK ?= v1.9.0
 
-.PHONY: all build build-all test test-integration demo lint bench fuzz tidy-check clean
+.PHONY: all build build-all test test-integration demo lint bench bench-modbus bench-w3 fuzz soak vulncheck tidy-check clean
 
 all: build
 
@@ -35,8 +37,28 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./reading ./seal ./buffer ./verify ./cmd/mrv-agent
 
+# W2's Modbus part (BENCHMARKS.md): 50 devices × 50 float32 every 200 ms through the agent
+# as a subprocess to an embedded broker; 5 s warm-up + 20 s window, then it stops.
+bench-modbus: build
+	$(GO) run ./hack/bench/modbus -agent bin/mrv-agent
+
+# W3-like (docs/benchmarks.md): synthetic source -> seal -> fsync'd bbolt -> Mosquitto PUBACK,
+# in process; ingest, 1M-reading backlog drain, RSS over an outage (MRV_BENCH_OUTAGE, default 2m).
+bench-w3:
+	$(GO) test -tags integration -run '^$$' -bench BenchmarkW3 -benchtime 1x -timeout 30m ./agent
+
+# Every fuzz target, FUZZTIME each (one `go test -fuzz` call per target; FUZZ=regexp picks).
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeBlock -fuzztime $(FUZZTIME) ./reading
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+# Kiln + pot line + Mosquitto + agent subprocess under random faults for SOAK_DURATION, then
+# the verifier (with resend) over everything received; RSS, goroutines and fds must stay flat.
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) hack/soak.sh
+
+# Known vulnerabilities in the dependencies; needs the online vulnerability DB (not in CI).
+vulncheck:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK) ./...
 
 tidy-check:
 	$(GO) mod tidy && git diff --exit-code -- go.mod go.sum

@@ -20,6 +20,7 @@ import (
 	"github.com/mrv-agent/mrv-agent/buffer"
 	"github.com/mrv-agent/mrv-agent/collector"
 	"github.com/mrv-agent/mrv-agent/collector/modbus"
+	"github.com/mrv-agent/mrv-agent/collector/opcua"
 	"github.com/mrv-agent/mrv-agent/config"
 	"github.com/mrv-agent/mrv-agent/reading"
 	"github.com/mrv-agent/mrv-agent/seal"
@@ -41,6 +42,20 @@ type Options struct {
 	Version string
 	// Now is the wall clock (tests inject one); default time.Now.
 	Now func() time.Time
+	// Sources, by source name, replace the source the config's kind would build (benchmarks
+	// and tests feed synthetic readings through the real pipeline this way).
+	Sources map[string]collector.Source
+
+	// NoStatus disables the status server; StatusListen overrides status.listen (tests and
+	// the demo use 127.0.0.1:0; StatusAddr tells the bound address).
+	NoStatus     bool
+	StatusListen string
+	// StallAfter is how long the pipeline may go without a commit before /healthz fails
+	// and the systemd watchdog is no longer petted; default 3 × blocks.max_age + 10 s.
+	StallAfter time.Duration
+	// BacklogBudget is how old unpublished blocks may get while the uplink is down before
+	// /readyz fails; default 5 min.
+	BacklogBudget time.Duration
 }
 
 // Agent is one running gateway pipeline. Build it with New, run it once with Run.
@@ -67,6 +82,8 @@ type Agent struct {
 	keyNow     atomic.Pointer[seal.Key] // the key in force, for the uplink's birth messages
 	clock      clockWatch
 
+	prevHeads map[string]reading.StreamHead // from the agent's own retained status, for new logs' genesis
+
 	resendReqs    chan []byte // from the uplink's subscription
 	resendLimit   tokenBucket
 	resendDropped atomic.Uint64
@@ -74,6 +91,9 @@ type Agent struct {
 	readings  atomic.Uint64 // readings accepted into a block that committed
 	sealed    atomic.Uint64 // blocks committed
 	commitErr atomic.Uint64 // failed commits
+
+	obs  *observer     // status server, watchdog and their counters (status.go)
+	emis *emissionsRun // nil without emissions[] in the config
 }
 
 // stream is the pipeline's state of one stream.
@@ -86,6 +106,7 @@ type stream struct {
 	down       bool
 	downSince  time.Time
 	lastTime   map[string]int64 // latest reading time per tag
+	lost       pendingLoss      // readings dropped at the pending cap while commits failed
 }
 
 // New opens the key and the buffer, plans the sources and prepares every stream; it starts
@@ -100,16 +121,30 @@ func New(cfg *config.Config, opts Options) (_ *Agent, err error) {
 		now = time.Now
 	}
 	a := &Agent{cfg: cfg, log: log, now: now, ver: opts.Version, streams: make(map[string]*stream),
-		resendReqs: make(chan []byte, resendQueue), resendLimit: newTokenBucket(resendRate, resendBurst)}
+		resendReqs: make(chan []byte, resendQueue), resendLimit: newTokenBucket(resendRate, resendBurst),
+		obs: newObserver(cfg, opts)}
 
 	a.key, err = seal.LoadKey(cfg.KeyFile)
 	if err != nil {
 		return nil, err
 	}
 	for _, sc := range cfg.Sources {
+		if s, ok := opts.Sources[sc.Name]; ok {
+			a.sources = append(a.sources, s)
+			a.pollers = append(a.pollers, collector.NewPoller(s, sc.Interval.D(), sc.Timeout.D(), log))
+			continue
+		}
 		switch sc.Kind {
 		case "modbus":
 			s, err := modbus.New(sc, log)
+			if err != nil {
+				a.closeSources()
+				return nil, fmt.Errorf("source %s: %w", sc.Name, err)
+			}
+			a.sources = append(a.sources, s)
+			a.pollers = append(a.pollers, collector.NewPoller(s, sc.Interval.D(), sc.Timeout.D(), log))
+		case "opcua":
+			s, err := opcua.New(sc, log, opcua.Options{Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID, Now: opts.Now})
 			if err != nil {
 				a.closeSources()
 				return nil, fmt.Errorf("source %s: %w", sc.Name, err)
@@ -121,11 +156,7 @@ func New(cfg *config.Config, opts Options) (_ *Agent, err error) {
 			return nil, fmt.Errorf("source %s: kind %q is not supported", sc.Name, sc.Kind)
 		}
 	}
-	a.store, err = buffer.Open(cfg.Buffer.Path, buffer.Options{
-		MaxBytes: int64(cfg.Buffer.MaxBytes),
-		Retain:   cfg.Buffer.Retain.D(),
-		Logger:   log.With("component", "buffer"),
-	})
+	a.store, err = a.openBuffer()
 	if err != nil {
 		a.closeSources()
 		return nil, err
@@ -139,28 +170,44 @@ func New(cfg *config.Config, opts Options) (_ *Agent, err error) {
 	if err := a.reconcileKey(); err != nil {
 		return nil, err
 	}
-	a.keyNow.Store(a.key)
-	a.sealer = seal.NewSealer(a.key, a.store.Epoch())
-	if err := a.initStreams(); err != nil {
-		return nil, err
-	}
-	death, err := a.statusMessage(reading.StatusDeath)
-	if err != nil {
-		return nil, err
-	}
-	a.pub, err = uplink.New(uplink.Config{
+	ucfg := uplink.Config{
 		URL:       cfg.MQTT.URL,
 		ClientID:  cfg.MQTT.ClientID,
 		Inflight:  cfg.MQTT.Inflight,
 		DrainRate: cfg.MQTT.DrainRate,
 		Site:      cfg.Gateway.Site,
 		Gateway:   cfg.Gateway.ID,
-		Birth:     a.birth,
-		Death:     death,
-		OnResend:  a.onResend,
 		Logger:    log.With("component", "uplink"),
-	}, queue{a.store})
+	}
+	if err := a.uplinkSecurity(&ucfg); err != nil {
+		return nil, err
+	}
+	if err := a.checkLineage(ucfg); err != nil {
+		return nil, err
+	}
+	if len(cfg.Emissions) > 0 {
+		snap, err := a.store.Meta(metaEmissions)
+		if err != nil {
+			return nil, err
+		}
+		if a.emis, err = newEmissionsRun(cfg, snap); err != nil {
+			return nil, err
+		}
+	}
+	a.keyNow.Store(a.key)
+	a.sealer = seal.NewSealer(a.key, a.store.Epoch())
+	if err := a.initStreams(); err != nil {
+		return nil, err
+	}
+	ucfg.Birth = a.birth
+	ucfg.DeathFunc = a.death
+	ucfg.OnResend = a.onResend
+	ucfg.OnPubAck = a.obs.latency.Observe
+	a.pub, err = uplink.New(ucfg, queue{a.store})
 	if err != nil {
+		return nil, err
+	}
+	if err := a.startStatus(opts); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -177,6 +224,9 @@ func (a *Agent) initStreams() error {
 	for _, sc := range a.cfg.Sources {
 		names = append(names, sc.Name)
 		intervals[sc.Name] = sc.Interval.D()
+	}
+	for _, e := range a.cfg.Emissions {
+		names = append(names, e.Name) // after the sources: their readings are sealed first
 	}
 	var alive int64
 	if b, err := a.store.Meta(metaAlive); err == nil && len(b) == 8 {
@@ -201,8 +251,18 @@ func (a *Agent) initStreams() error {
 				return err
 			}
 			st.created = now.UnixNano()
-			st.pending = append(st.pending, reading.Record{Kind: reading.KindGenesis, Time: now.UnixNano(),
-				Body: &reading.GenesisBody{Reason: reason, Kid: slices.Clone(a.key.Kid[:])}})
+			g := &reading.GenesisBody{Reason: reason, Kid: slices.Clone(a.key.Kid[:])}
+			if prev, ok := a.prevHeads[name]; ok && len(prev.LogID) == 16 {
+				// The agent's own retained status names the log this one replaces.
+				g.Reason = reading.ReasonBufferLost
+				g.PrevLogID = slices.Clone(prev.LogID)
+				if prev.NextSeq > 0 {
+					last := prev.NextSeq - 1
+					g.PrevLastSeq = &last
+					g.PrevLastHash = slices.Clone(prev.LastHash)
+				}
+			}
+			st.pending = append(st.pending, reading.Record{Kind: reading.KindGenesis, Time: now.UnixNano(), Body: g})
 			a.log.Info("new log", "stream", name, "log_id", fmt.Sprintf("%x", st.LogID), "reason", reason)
 		}
 		a.streams[name] = st
@@ -249,6 +309,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return a.pub.Run(upCtx) })
+	a.observe(&g, ctx, upCtx)
 	return g.Wait()
 }
 
@@ -338,6 +399,9 @@ func (a *Agent) accept(b collector.Batch) {
 		}
 		st.pending = append(st.pending, r.Record())
 	}
+	if a.commitsStalled() {
+		a.capPending(st)
+	}
 }
 
 // tick seals every stream's pending records (and heartbeats where a stream was idle) into
@@ -360,12 +424,31 @@ func (a *Agent) tick() error {
 	a.checkClock(now)
 	rotation := a.rotationRecord(now)
 	maxRecords := a.cfg.Blocks.MaxRecords
+	var (
+		derived  map[string][]reading.Record
+		emisSnap []byte
+	)
 	for _, name := range a.order {
 		st := a.streams[name]
+		if a.emis != nil && derived == nil && a.emis.streams[name] {
+			// Every source stream is sealed by now, so every reading has its seq: close
+			// the windows the watermark passed. The derived records are added per attempt,
+			// like the calculator's state, which a failed commit rolls back.
+			var err error
+			if derived, emisSnap, err = a.emis.advance(now); err != nil {
+				return err
+			}
+		}
 		if len(st.pending) == 0 && rotation == nil && now.Sub(st.lastSealed) >= a.cfg.Blocks.Heartbeat.D() {
 			st.pending = append(st.pending, reading.Record{Kind: reading.KindHeartbeat, Time: now.UnixNano(), Body: &reading.HeartbeatBody{}})
 		}
 		batch := st.pending
+		if g := st.lost.record(now); g != nil {
+			batch = append([]reading.Record{*g}, batch...) // per attempt, like the rotation
+		}
+		if d := derived[name]; len(d) > 0 {
+			batch = append(batch[:len(batch):len(batch)], d...)
+		}
 		if rotation != nil {
 			// The key-rotation record is the last record of the last block signed by the old
 			// key, in every stream. It is added per attempt, so a failed commit never leaves
@@ -384,6 +467,9 @@ func (a *Agent) tick() error {
 			}
 			envs = append(envs, env)
 		}
+		if a.emis != nil && !a.emis.streams[name] {
+			a.emis.observe(st, u.prev.NextSeq, batch)
+		}
 		undos = append(undos, u)
 		heads[name] = buffer.Head{LogID: st.LogID, NextSeq: st.NextSeq, LastHash: st.LastHash, Created: st.created}
 	}
@@ -394,9 +480,17 @@ func (a *Agent) tick() error {
 	if rotation != nil {
 		meta[metaKid] = slices.Clone(a.nextKey.Kid[:])
 	}
+	if emisSnap != nil {
+		meta[metaEmissions] = emisSnap
+	}
 	if err := a.store.Commit(buffer.Tick{Blocks: envs, Heads: heads, Meta: meta}); err != nil {
 		for _, u := range undos {
 			u.st.Stream = u.prev
+		}
+		if a.emis != nil {
+			if rerr := a.emis.rollback(); rerr != nil {
+				return fmt.Errorf("roll back emissions after a failed commit: %w", rerr)
+			}
 		}
 		a.commitErr.Add(1)
 		if errors.Is(err, buffer.ErrClosed) || errors.Is(err, buffer.ErrInvalidTick) {
@@ -406,18 +500,24 @@ func (a *Agent) tick() error {
 		return nil
 	}
 	a.lastCommit = now
+	if emisSnap != nil {
+		a.emis.commit(emisSnap)
+	}
 	var n uint64
 	for _, u := range undos {
 		for _, r := range u.st.pending[:u.n] {
 			if r.Kind == reading.KindReading {
 				n++
+				a.obs.countReading(u.st.Name, r)
 			}
 		}
 		u.st.pending = append(u.st.pending[:0], u.st.pending[u.n:]...)
 		u.st.lastSealed = now
+		u.st.lost = pendingLoss{}
 	}
 	a.readings.Add(n)
 	a.sealed.Add(uint64(len(envs)))
+	a.committed(now, envs)
 	if rotation != nil {
 		a.finishRotation()
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/mrv-agent/mrv-agent/reading"
 	"github.com/mrv-agent/mrv-agent/seal"
@@ -20,17 +21,10 @@ func (a *Agent) statusMessage(kind string) ([]byte, error) {
 		Clock:     ClockState(),
 		Time:      a.now().UnixNano(),
 	}
-	if kind == reading.StatusBirth {
-		for name, h := range a.store.Heads() {
-			m.Heads = append(m.Heads, reading.StreamHead{Stream: name, LogID: slices.Clone(h.LogID[:]), NextSeq: h.NextSeq, LastHash: slices.Clone(h.LastHash[:])})
-		}
-		slices.SortFunc(m.Heads, func(x, y reading.StreamHead) int {
-			if x.Stream < y.Stream {
-				return -1
-			}
-			return 1
-		})
+	for name, h := range a.store.Heads() {
+		m.Heads = append(m.Heads, reading.StreamHead{Stream: name, LogID: slices.Clone(h.LogID[:]), NextSeq: h.NextSeq, LastHash: slices.Clone(h.LastHash[:])})
 	}
+	slices.SortFunc(m.Heads, func(x, y reading.StreamHead) int { return strings.Compare(x.Stream, y.Stream) })
 	payload, err := reading.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -39,3 +33,8 @@ func (a *Agent) statusMessage(kind string) ([]byte, error) {
 }
 
 func (a *Agent) birth() ([]byte, error) { return a.statusMessage(reading.StatusBirth) }
+
+// death is signed at every connect and becomes the connection's will: it carries the heads
+// as they stood then, so that even after a crash the retained status names the streams'
+// chains.
+func (a *Agent) death() ([]byte, error) { return a.statusMessage(reading.StatusDeath) }

@@ -40,7 +40,7 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	case err == nil:
 		return db, nil
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("open buffer %s: %w (file lock not acquired within %s: %w)", path, ErrInUse, timeout, err)
+		return nil, fmt.Errorf("open buffer %s: %w (is another mrv-agent running? file lock not acquired within %s: %w)", path, ErrInUse, timeout, err)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
 		return nil, fmt.Errorf("open buffer %s: %w: %w", path, errCorrupt, err)
 	default:

@@ -125,6 +125,11 @@ func Open(path string, opts Options) (*Store, error) {
 		maxBytes: opts.MaxBytes,
 		retain:   opts.Retain,
 	}
+	if _, err := maybeCompact(path, opts.Timeout, s.log); errors.Is(err, ErrInUse) {
+		return nil, err
+	} else if err != nil {
+		s.log.Error("buffer compaction failed; continuing with the file as it is", "path", path, "err", err)
+	}
 	err := s.openAndLoad(opts)
 	if err == nil {
 		return s, nil

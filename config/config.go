@@ -16,14 +16,16 @@ const (
 
 // Config is the whole file. See example.yaml for every key, its meaning and its default.
 type Config struct {
-	Gateway Gateway  `yaml:"gateway"`
-	KeyFile string   `yaml:"key_file"`
-	Buffer  Buffer   `yaml:"buffer"`
-	Blocks  Blocks   `yaml:"blocks"`
-	MQTT    MQTT     `yaml:"mqtt"`
-	Sources []Source `yaml:"sources"`
-	Status  Status   `yaml:"status"`
-	Log     Log      `yaml:"log"`
+	Gateway   Gateway    `yaml:"gateway"`
+	KeyFile   string     `yaml:"key_file"`
+	Buffer    Buffer     `yaml:"buffer"`
+	Blocks    Blocks     `yaml:"blocks"`
+	MQTT      MQTT       `yaml:"mqtt"`
+	Sources   []Source   `yaml:"sources"`
+	Factors   []Factor   `yaml:"factors"`   // see emissions.go
+	Emissions []Emission `yaml:"emissions"` // see emissions.go
+	Status    Status     `yaml:"status"`
+	Log       Log        `yaml:"log"`
 
 	// Hash is the SHA-256 of the file's bytes, set by Parse (and Load); the agent seals it
 	// in a config record.
@@ -74,10 +76,11 @@ func (m MQTT) Password() (Secret, error) { return readSecret(m.PasswordFile) }
 // Source is one connection to one device or server, and one stream.
 type Source struct {
 	Name     string    `yaml:"name"`
-	Kind     string    `yaml:"kind"` // modbus (opcua: not supported yet)
+	Kind     string    `yaml:"kind"` // modbus | opcua
 	Interval Duration  `yaml:"interval"`
 	Timeout  Duration  `yaml:"timeout"` // 0 = interval/2, at most 5s
 	Modbus   *ModbusIO `yaml:"modbus"`
+	OPCUA    *OPCUA    `yaml:"opcua"` // see opcua.go
 	Tags     []Tag     `yaml:"tags"`
 }
 
@@ -87,6 +90,7 @@ type ModbusIO struct {
 	Baud     int    `yaml:"baud"`      // rtu; default 19200
 	Parity   string `yaml:"parity"`    // rtu: N | E | O; default E
 	StopBits int    `yaml:"stop_bits"` // rtu: 1 | 2; default 1
+	MaxGap   *int   `yaml:"max_gap"`   // unused registers a request may read to join two tags; nil = 8
 }
 
 // Tag is one measured point of a source.
@@ -106,8 +110,15 @@ type Tag struct {
 	Address  int      `yaml:"address"`  // 0-based protocol address
 	Type     string   `yaml:"type"`     // see RegisterCount; default uint16
 	Order    string   `yaml:"order"`    // ABCD | CDAB | BADC | DCBA; default ABCD
+	Bit      *int     `yaml:"bit"`      // type bool on a holding/input register: bit 0..15 (0 = least significant)
 	Scale    *Decimal `yaml:"scale"`
 	Offset   *Decimal `yaml:"offset"`
+
+	// OPC UA (see opcua.go)
+	Node             string    `yaml:"node"`              // node id: "ns=2;s=Kiln.FuelFlow", "nsu=urn:x;i=1001"
+	Timestamp        string    `yaml:"timestamp"`         // source | server; default source
+	SamplingInterval Duration  `yaml:"sampling_interval"` // default (0) the publishing interval
+	Deadband         *Deadband `yaml:"deadband"`
 }
 
 // Status configures the local status server.
@@ -157,6 +168,7 @@ func (c *Config) fill(in func(path string) bool) {
 		if s.Timeout == 0 {
 			s.Timeout = min(s.Interval/2, Duration(MaxDefaultTimeout))
 		}
+		fillOPCUA(in, p, s, c.KeyFile)
 		if m := s.Modbus; m != nil {
 			setDefault(in, p+"modbus.baud", &m.Baud, 19200)
 			setDefault(in, p+"modbus.parity", &m.Parity, "E")
@@ -174,6 +186,7 @@ func (c *Config) fill(in func(path string) bool) {
 			}
 		}
 	}
+	c.fillEmissions(in) // emissions.go
 }
 
 func setDefault[T any](in func(string) bool, path string, field *T, v T) {

@@ -83,6 +83,7 @@ func (c *Config) check() []*fieldError {
 		seen[s.Name] = i
 		s.check(&v, p)
 	}
+	c.checkEmissions(&v) // emissions.go
 	return v.errs
 }
 
@@ -123,6 +124,12 @@ func (s *Status) check(v *checker) {
 	if (s.Username == "") != (s.PasswordFile == "") {
 		v.add("status.username", "username and password_file must be given together")
 	}
+	// A status server reachable from the network requires basic authentication.
+	if host, _, err := net.SplitHostPort(s.Listen); err == nil && s.Username == "" {
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			v.add("status.listen", "%q is not a loopback address: set status.username and status.password_file (basic auth)", s.Listen)
+		}
+	}
 }
 
 func (s *Source) check(v *checker, p string) {
@@ -135,12 +142,12 @@ func (s *Source) check(v *checker, p string) {
 			v.add(p+".modbus", "is required for kind modbus")
 		}
 	case "opcua":
-		v.add(p+".kind", "%q is not supported yet (supported: modbus)", s.Kind)
 	case "":
-		v.add(p+".kind", "is required (supported: modbus)")
+		v.add(p+".kind", "is required (supported: modbus, opcua)")
 	default:
-		v.add(p+".kind", "%q is not a known kind (supported: modbus)", s.Kind)
+		v.add(p+".kind", "%q is not a known kind (supported: modbus, opcua)", s.Kind)
 	}
+	s.checkOPCUA(v, p) // opcua.go
 	if s.Modbus != nil {
 		if s.Kind != "modbus" && s.Kind != "" {
 			v.add(p+".modbus", "only applies to kind modbus")
@@ -190,6 +197,9 @@ func (m *ModbusIO) check(v *checker, p string) {
 	oneOf(v, p+".parity", m.Parity, "N", "E", "O")
 	if m.StopBits != 1 && m.StopBits != 2 {
 		v.add(p+".stop_bits", "%d must be 1 or 2", m.StopBits)
+	}
+	if m.MaxGap != nil && (*m.MaxGap < 0 || *m.MaxGap > 125) {
+		v.add(p+".max_gap", "%d is out of range 0..125", *m.MaxGap)
 	}
 }
 
@@ -268,6 +278,16 @@ func (t *Tag) check(v *checker, p string, modbus bool) {
 		v.add(p+".address", "%d is out of range 0..65535", t.Address)
 	} else if n := RegisterCount(t.Type); typOK && t.Address+n-1 > 65535 {
 		v.add(p+".address", "%d: %s needs %d registers, past the last address 65535", t.Address, t.Type, n)
+	}
+	if t.Bit != nil {
+		if *t.Bit < 0 || *t.Bit > 15 {
+			v.add(p+".bit", "%d is out of range 0..15", *t.Bit)
+		}
+		if t.Type != "bool" || t.Register == "coil" || t.Register == "discrete" {
+			v.add(p+".bit", "only applies to type bool on a holding or input register")
+		}
+	} else if regOK && typOK && t.Type == "bool" && (t.Register == "holding" || t.Register == "input") {
+		v.add(p+".bit", "is required for type bool on a %s register (0..15)", t.Register)
 	}
 	if regOK && typOK && (t.Register == "coil" || t.Register == "discrete") && t.Type != "bool" {
 		v.add(p+".type", "%q: a %s holds one bit, so type must be bool", t.Type, t.Register)

@@ -29,15 +29,16 @@ func (k Kind) String() string {
 // Reason codes of gap-time, gap-seq and genesis records. They are kebab-case, documented in
 // docs/record-format.md, and never change meaning.
 const (
-	ReasonSourceDown   = "source-down"   // gap-time: the source gave no readings
-	ReasonAgentDown    = "agent-down"    // gap-time: the agent was not running
-	ReasonClockStep    = "clock-step"    // gap-time: the wall clock jumped
-	ReasonNotOperating = "not-operating" // gap-time: the unit was not operating
-	ReasonBufferFull   = "buffer-full"   // gap-seq: unpublished blocks dropped at the buffer cap
-	ReasonQuarantined  = "quarantined"   // gap-seq: a stored block failed its checksum
-	ReasonExpired      = "expired"       // gap-seq: asked for after retention removed it
-	ReasonNewLog       = "new"           // genesis: a stream's first log
-	ReasonBufferLost   = "buffer-lost"   // genesis: the previous log's buffer was lost or corrupt
+	ReasonSourceDown        = "source-down"        // gap-time: the source gave no readings
+	ReasonAgentDown         = "agent-down"         // gap-time: the agent was not running
+	ReasonClockStep         = "clock-step"         // gap-time: the wall clock jumped
+	ReasonNotOperating      = "not-operating"      // gap-time: the unit was not operating
+	ReasonBufferUnavailable = "buffer-unavailable" // gap-time: readings dropped, the buffer could not commit them (disk full, I/O error)
+	ReasonBufferFull        = "buffer-full"        // gap-seq: unpublished blocks dropped at the buffer cap
+	ReasonQuarantined       = "quarantined"        // gap-seq: a stored block failed its checksum
+	ReasonExpired           = "expired"            // gap-seq: asked for after retention removed it
+	ReasonNewLog            = "new"                // genesis: a stream's first log
+	ReasonBufferLost        = "buffer-lost"        // genesis: the previous log's buffer was lost or corrupt
 )
 
 // Record is one entry of a stream. Its seq is the block's FirstSeq plus its index.
@@ -119,6 +120,8 @@ func newBody(k Kind) (Body, error) {
 		return new(GenesisBody), nil
 	case KindReading:
 		return new(ReadingBody), nil
+	case KindDerived:
+		return new(DerivedBody), nil
 	case KindGapTime:
 		return new(GapTimeBody), nil
 	case KindGapSeq:

@@ -27,7 +27,9 @@ type ResendRequest struct {
 }
 
 // ResendTopic is the topic a gateway's resend requests are published on.
-func ResendTopic(site, gateway string) string { return "mrv/v1/" + site + "/" + gateway + "/cmd/resend" }
+func ResendTopic(site, gateway string) string {
+	return "mrv/v1/" + site + "/" + gateway + "/cmd/resend"
+}
 
 // Validate checks a request's stream name, log_id length and range.
 func (r *ResendRequest) Validate() error {

@@ -88,6 +88,10 @@ func (m *Mosquitto) Addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
 // URL returns "mqtt://127.0.0.1:port".
 func (m *Mosquitto) URL() string { return "mqtt://" + m.Addr() }
 
+// TLSURL returns "mqtts://127.0.0.1:port", for a listener configured with TLS lines (see
+// PKI.MosquittoTLS).
+func (m *Mosquitto) TLSURL() string { return "mqtts://" + m.Addr() }
+
 // Log returns what the broker wrote to stderr.
 func (m *Mosquitto) Log() string {
 	m.mu.Lock()

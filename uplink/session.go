@@ -43,6 +43,7 @@ type session struct {
 	inflight int
 	rateWait time.Duration // > 0 when the last fill stopped at the rate limit
 	job      *resendJob    // the republication being served
+	death    []byte        // this connection's will, also published on a clean stop
 }
 
 // streamState is a stream's position within one session.
@@ -116,8 +117,16 @@ func (p *Publisher) connect(ctx context.Context) (*session, error) {
 	if p.cfg.Username != "" || p.cfg.Password != "" {
 		opts.SetUsername(p.cfg.Username).SetPassword(p.cfg.Password)
 	}
-	if p.cfg.Death != nil {
-		opts.SetBinaryWill(StatusTopic(p.cfg.Site, p.cfg.Gateway), p.cfg.Death, 1, true)
+	s.death = p.cfg.Death
+	if p.cfg.DeathFunc != nil {
+		if d, err := p.cfg.DeathFunc(); err != nil {
+			p.log.Error("death message unavailable", "err", err)
+		} else {
+			s.death = d
+		}
+	}
+	if s.death != nil {
+		opts.SetBinaryWill(StatusTopic(p.cfg.Site, p.cfg.Gateway), s.death, 1, true)
 	}
 	s.client = mqtt.NewClient(opts)
 
@@ -131,7 +140,7 @@ func (p *Publisher) connect(ctx context.Context) (*session, error) {
 	}
 	if err := tok.Error(); err != nil {
 		s.closeConn()
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect: %w", explainConnectError(err, p.broker.Host, isTLS(p.broker), p.cfg.CAFile, p.cfg.CertFile))
 	}
 	p.updateStats(func(st *Stats) { st.Connected = true })
 	p.bg.Add(1)
@@ -531,6 +540,9 @@ func (s *session) complete(r result) error {
 		return nil
 	}
 	r.f.acked = true
+	if s.p.cfg.OnPubAck != nil {
+		s.p.cfg.OnPubAck(time.Since(r.f.sent))
+	}
 	st := s.streams[r.f.stream]
 	n := 0
 	for n < len(st.pending) && st.pending[n].acked {
@@ -600,8 +612,14 @@ func (s *session) shutdown(ctx context.Context) error {
 			alive = false
 		}
 	}
-	if alive && s.p.cfg.Death != nil {
-		if err := s.publishControl(s.p.cfg.Death, time.Until(deadline), nil); err != nil {
+	if alive && s.p.cfg.DeathFunc != nil {
+		// On a clean stop the death can say where the chains ended.
+		if d, err := s.p.cfg.DeathFunc(); err == nil {
+			s.death = d
+		}
+	}
+	if alive && s.death != nil {
+		if err := s.publishControl(s.death, time.Until(deadline), nil); err != nil {
 			s.p.log.Warn("death message not acknowledged", "err", err)
 			alive = false
 		}

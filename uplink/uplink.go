@@ -39,6 +39,8 @@ type Config struct {
 	TLS      *tls.Config // used for mqtts/ssl/tls; nil means system roots. Ignored for mqtt/tcp
 	Username string
 	Password string
+	// CAFile and CertFile are named in connect errors (TLSConfig builds TLS from them).
+	CAFile, CertFile string
 
 	Inflight   int           // max unacknowledged block publishes across all streams; 0 = 32
 	DrainRate  int           // max blocks/s over all streams (token bucket, burst DrainRate: live traffic below it is not delayed); 0 = no limit
@@ -53,10 +55,16 @@ type Config struct {
 	// Death is the pre-signed death message: the MQTT will (retained, QoS 1) and published
 	// on a clean stop. Nil means neither.
 	Death []byte
+	// DeathFunc, if set, replaces Death: it is called at every connect, so the will can
+	// carry what the agent knew when the connection started (its stream heads).
+	DeathFunc func() ([]byte, error)
 	// OnResend, if set, receives the payload of every message on the gateway's
 	// cmd/resend topic (subscribed at every connect). It is called from paho's goroutine
 	// and must not block: hand the payload over and answer with Resend.
 	OnResend func(payload []byte)
+	// OnPubAck, if set, is called with each block's time from publish to PUBACK (not for
+	// republications), from the Publisher's goroutine; it must not block.
+	OnPubAck func(latency time.Duration)
 
 	Logger *slog.Logger // nil discards
 }

@@ -24,6 +24,10 @@ type logState struct {
 	lastHash [32]byte // hash of the last accepted envelope
 	kid      [32]byte // key in force
 	hasKid   bool
+	lastTime int64 // latest record time of an accepted block (Unix ns)
+	hasTime  bool
+	// superseded: a later log of this origin names this one in its genesis
+	superseded bool
 
 	hist      []accepted // accepted blocks, ascending, the most recent History (up to 2×) of them
 	waiting   []*pending // reorder window, ascending by FirstSeq, stable by arrival
@@ -58,6 +62,20 @@ type hole struct {
 	declHash     [32]byte // LastHash of the gap-seq record that ends where the hole ends
 	haveDeclHash bool
 	hashChecked  bool
+
+	// Filling from late (resent) blocks: the hole is followed like a small log from its
+	// start. first moves up to cursor as blocks fill it.
+	cursor     uint64     // next seq expected inside the hole
+	cursorHash [32]byte   // hash of the block before cursor
+	kid        [32]byte   // key in force at cursor
+	kidAfter   [32]byte   // key of the block accepted right after the hole
+	waiting    []*pending // late blocks of the hole ahead of cursor, ascending
+	reqs       int        // resend requests sent for it
+	lastReq    time.Time
+	// skipped: a gap-seq record with a last hash declared seqs first..skipTo, and the
+	// cursor moved past them (the agent resends what it retains after what expired).
+	skipped bool
+	skipTo  uint64
 }
 
 func (h *hole) finding(l *logState) Finding {
@@ -100,6 +118,7 @@ func (v *Verifier) place(l *logState, p *pending) {
 	l.waiting = append(l.waiting, nil)
 	copy(l.waiting[i+1:], l.waiting[i:])
 	l.waiting[i] = p
+	v.dirty[l] = struct{}{}
 	l.waitBytes += len(p.env)
 	v.waitBytes += len(p.env)
 	v.waitCount++
@@ -148,6 +167,7 @@ func (v *Verifier) skip(l *logState) {
 		return
 	}
 	head := l.waiting[0].blk.FirstSeq
+	v.dirty[l] = struct{}{}
 	if head > l.next {
 		if l.started {
 			v.openHole(l, l.next, head-1)
@@ -187,7 +207,7 @@ func (v *Verifier) oldestWaiting() *logState {
 }
 
 func (v *Verifier) openHole(l *logState, first, last uint64) {
-	h := &hole{first: first, last: last, uncovered: []seqRange{{first, last}}}
+	h := &hole{first: first, last: last, uncovered: []seqRange{{first, last}}, cursor: first, cursorHash: l.lastHash, kid: l.kid}
 	for _, d := range l.declared {
 		h.uncovered = subtract(h.uncovered, d.seqRange)
 		if d.last == h.last && d.hasHash {
@@ -198,6 +218,7 @@ func (v *Verifier) openHole(l *logState, first, last uint64) {
 		v.sum.GapsDeclared++
 	} else {
 		v.sum.GapsUndeclared++
+		v.unresolved[l] = struct{}{}
 	}
 	if len(l.holes) >= maxHoles {
 		old := l.holes[0]
@@ -286,6 +307,7 @@ func (v *Verifier) process(l *logState, p *pending) {
 	case l.afterHole != nil:
 		h := l.afterHole
 		h.afterPrev, h.haveAfter = b.Prev, true
+		h.kidAfter = kid
 		v.checkHoleHash(l, h)
 	case b.Prev != l.lastHash:
 		v.addFinding(blockFinding(KindChainBreak, b, fmt.Sprintf("prev %x, the previous block's hash is %x", b.Prev[:8], l.lastHash[:8])))
@@ -301,9 +323,20 @@ func (v *Verifier) process(l *logState, p *pending) {
 	l.lastHash = p.hash
 	l.record(accepted{first: b.FirstSeq, last: b.LastSeq(), hash: p.hash, env: p.env}, v.opts.History)
 	v.sum.Blocks++
+	if nk, ok := v.emit(l, b); ok {
+		l.kid = nk
+	}
+}
 
+// emit hands the records of an accepted block to the callbacks, counts its readings, applies
+// its gap-seq records and, when it ends with a valid key rotation, returns the new key.
+func (v *Verifier) emit(l *logState, b *reading.Block) (newKid [32]byte, rotated bool) {
+	v.dirty[l] = struct{}{}
 	var rot *reading.KeyRotationBody
 	for i, rec := range b.Records {
+		if !l.hasTime || rec.Time > l.lastTime {
+			l.lastTime, l.hasTime = rec.Time, true
+		}
 		seq := b.FirstSeq + uint64(i)
 		if v.opts.OnRecord != nil {
 			v.opts.OnRecord(RecordOut{Origin: b.Origin, LogID: b.LogID, Seq: seq, Record: rec})
@@ -319,19 +352,31 @@ func (v *Verifier) process(l *logState, p *pending) {
 			v.declare(l, b, seq, body)
 		case *reading.KeyRotationBody:
 			rot = body
+		case *reading.GenesisBody:
+			if len(body.PrevLogID) == 16 {
+				pk := logKey{l.origin, [16]byte(body.PrevLogID)}
+				if prev := v.logs[pk]; prev != nil {
+					prev.superseded = true
+					v.dirty[prev] = struct{}{}
+				} else if len(v.superseded) < v.opts.MaxLogs {
+					v.superseded[pk] = true
+				}
+			}
 		}
 	}
-	if rot != nil {
-		if len(rot.PublicKey) != 32 || len(rot.Kid) != 32 || seal.KeyID(rot.PublicKey) != [32]byte(rot.Kid) {
-			v.addFinding(blockFinding(KindBadRecord, b, "key-rotation record: kid is not the hash of its public key"))
-		} else {
-			nk := [32]byte(rot.Kid)
-			v.keys[nk] = append([]byte(nil), rot.PublicKey...)
-			v.trustForGateway(l.gw, nk)
-			l.kid = nk
-			v.log.Info("verify: key rotation", "origin", l.origin, "log_id", l.idHex, "from", b.LastSeq()+1, "kid", seal.KidString(nk))
-		}
+	if rot == nil {
+		return newKid, false
 	}
+	if len(rot.PublicKey) != 32 || len(rot.Kid) != 32 || seal.KeyID(rot.PublicKey) != [32]byte(rot.Kid) {
+		v.addFinding(blockFinding(KindBadRecord, b, "key-rotation record: kid is not the hash of its public key"))
+		return newKid, false
+	}
+	nk := [32]byte(rot.Kid)
+	v.keys[nk] = append([]byte(nil), rot.PublicKey...)
+	v.trustForGateway(l.gw, nk)
+	v.keysDirty = true
+	v.log.Info("verify: key rotation", "origin", l.origin, "log_id", l.idHex, "from", b.LastSeq()+1, "kid", seal.KidString(nk))
+	return nk, true
 }
 
 func (l *logState) record(a accepted, history int) {
@@ -381,6 +426,12 @@ func (v *Verifier) declare(l *logState, b *reading.Block, seq uint64, g *reading
 			v.sum.GapsUndeclared--
 			v.sum.GapsDeclared++
 		}
+		v.dirty[l] = struct{}{}
+		if d.hasHash && d.first <= h.cursor && h.cursor <= d.last && d.last < h.last {
+			h.cursor, h.cursorHash = d.last+1, d.lastHash
+			h.skipped, h.skipTo = true, d.last
+			v.drainHole(l, h)
+		}
 	}
 }
 
@@ -418,6 +469,10 @@ func (v *Verifier) old(l *logState, p *pending) {
 		return
 	}
 	if !found {
+		if h := l.holeAt(b.FirstSeq); h != nil {
+			v.fill(l, h, p)
+			return
+		}
 		detail := "inside a gap the verifier skipped; not checked"
 		switch {
 		case len(l.hist) == 0 || b.FirstSeq < l.hist[0].first:

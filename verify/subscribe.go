@@ -29,6 +29,15 @@ type SubscribeConfig struct {
 	// Ready, if set, is called once, after the broker acknowledged the first subscription
 	// (SUBACK). The demo waits for it before starting the agent.
 	Ready func()
+	// Outbox, if set, carries messages to publish (QoS 1, not retained) on the same
+	// connection, such as resend requests. Messages wait in it while disconnected.
+	Outbox <-chan Outgoing
+}
+
+// Outgoing is a message Subscribe publishes from SubscribeConfig.Outbox.
+type Outgoing struct {
+	Topic   string
+	Payload []byte
 }
 
 type message struct {
@@ -206,6 +215,9 @@ func (s *subscriber) session(ctx context.Context) (subscribed bool, err error) {
 		case m := <-s.msgs:
 			s.fn(m.recv, m.m.Topic(), m.m.Payload())
 			m.m.Ack()
+		case o := <-s.cfg.Outbox:
+			// Not waited for: a lost request is asked again after the verifier's retry interval.
+			c.Publish(o.Topic, 1, false, o.Payload)
 		}
 	}
 }

@@ -29,12 +29,14 @@ const (
 	KindJoined          = "joined"            // the first block seen of a log did not start at seq 0; verification starts there
 	KindLate            = "late"              // a block behind the verified range that can no longer be checked (in a hole, before the join, or past the history)
 	KindStatusKeyChange = "status-key-change" // TOFU: a gateway's status message is signed by a key other than the one first trusted
+	KindTruncated       = "truncated"         // failure: the log's records stop more than 2×heartbeat before the end of the verification (--until)
+	KindGapFilled       = "gap-filled"        // blocks that arrived late (resent) filled a gap, their chain links checked on both sides
 )
 
 var failureKinds = map[string]bool{
 	KindBadTopic: true, KindBadEnvelope: true, KindBadSignature: true, KindUnknownKey: true,
 	KindWrongKey: true, KindTopicMismatch: true, KindChainBreak: true, KindEquivocation: true,
-	KindBadRecord: true, KindLogLimit: true, KindInternal: true,
+	KindBadRecord: true, KindLogLimit: true, KindInternal: true, KindTruncated: true,
 }
 
 // IsFailure reports whether findings of kind count as integrity failures.
@@ -87,6 +89,8 @@ type Summary struct {
 	Logs           int    // logs tracked
 	Waiting        int    // blocks waiting in reorder windows
 	Ignored        uint64 // messages on topics this verifier does not check (status, cmd, other)
+	GapsFilled     uint64 // holes filled by late (resent) blocks; no longer counted as gaps
+	ResendRequests uint64 // resend requests handed to Options.Resend
 	Findings       []Finding
 	// FindingsDropped counts findings not kept in Findings (beyond the bound); they are
 	// still counted in Failures and the gap counters.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,8 @@ const (
 	DefaultMaxLogs         = 10000
 	DefaultHistory         = 4096
 	DefaultMaxWaitingBytes = 256 << 20
+	DefaultHeartbeat       = 30 * time.Second
+	DefaultResendRetry     = 30 * time.Second
 )
 
 // Internal bounds. Each keeps memory bounded whatever arrives.
@@ -57,6 +60,25 @@ type Options struct {
 	MaxLogs         int // logs tracked at once (default 10000); blocks of further logs are failures
 	History         int // accepted block hashes kept per log to recognise duplicates (default 4096)
 	MaxWaitingBytes int // envelope bytes held in all reorder windows together (default 256 MiB)
+
+	// Until is the time up to which the streams are judged: a log whose last record is older
+	// than Until − 2×Heartbeat is reported truncated. Zero means the latest receive time
+	// given to Add or Tick (the end of a live run, or of a capture).
+	Until time.Time
+	// Heartbeat is the longest a live stream stays silent (the agent's blocks.heartbeat;
+	// default 30 s). Negative: no truncation judgement.
+	Heartbeat time.Duration
+	// Resend, if set, is called (with the verifier locked: it must not block or call the
+	// Verifier) to publish a resend request for an undeclared gap: topic is
+	// mrv/v1/{site}/{gateway}/cmd/resend and payload a reading.ResendRequest. Requests are
+	// rate-limited per gateway and retried at most a few times per gap (ResendRetry apart).
+	Resend      func(topic string, payload []byte)
+	ResendRetry time.Duration // default 30 s
+	// StatePath, if set, is a bbolt file that keeps the per-log state (next seq, last hash,
+	// key in force, open gaps, blocks in reorder windows) and the keys learned, so that a
+	// verifier restarted with it continues each log where it stood. It is saved about once a
+	// second by Tick and Add, and by Finish and Close. Only one Verifier may open it.
+	StatePath string
 }
 
 // Evidence is a pair of validly signed envelopes that claim the same seq of one log.
@@ -84,6 +106,8 @@ type Verifier struct {
 	logs    map[logKey]*logState           //
 	waiting map[*logState]struct{}         // logs with blocks in their reorder window
 	tofuBad map[string]map[[32]byte]bool   // status key changes already reported
+	// logs named as the predecessor by a later log's genesis (not truncated)
+	superseded map[logKey]bool
 
 	waitBytes int
 	waitCount int
@@ -92,6 +116,15 @@ type Verifier struct {
 	retired   []Finding // findings of holes no longer tracked
 	evidence  []Evidence
 	finished  bool
+
+	now        time.Time              // latest receive time given to Add or Tick
+	unresolved map[*logState]struct{} // logs with undeclared holes (resend candidates)
+	resendWin  map[string]*resendWindow
+	state      *stateStore // nil without Options.StatePath
+	dirty      map[*logState]struct{}
+	keysDirty  bool
+	lastSave   time.Time
+	stateErr   error
 }
 
 type logKey struct {
@@ -123,6 +156,12 @@ func New(opts Options) (*Verifier, error) {
 	if opts.MaxWaitingBytes == 0 {
 		opts.MaxWaitingBytes = DefaultMaxWaitingBytes
 	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.ResendRetry <= 0 {
+		opts.ResendRetry = DefaultResendRetry
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -137,6 +176,11 @@ func New(opts Options) (*Verifier, error) {
 		logs:    make(map[logKey]*logState),
 		waiting: make(map[*logState]struct{}),
 		tofuBad: make(map[string]map[[32]byte]bool),
+
+		unresolved: make(map[*logState]struct{}),
+		superseded: make(map[logKey]bool),
+		resendWin:  make(map[string]*resendWindow),
+		dirty:      make(map[*logState]struct{}),
 	}
 	for i, k := range opts.Keys {
 		if len(k) != ed25519.PublicKeySize {
@@ -149,6 +193,11 @@ func New(opts Options) (*Verifier, error) {
 	if opts.EvidenceDir != "" {
 		if err := os.MkdirAll(opts.EvidenceDir, 0o755); err != nil {
 			return nil, fmt.Errorf("verify: evidence dir: %w", err)
+		}
+	}
+	if opts.StatePath != "" {
+		if err := v.openState(opts.StatePath); err != nil {
+			return nil, err
 		}
 	}
 	return v, nil
@@ -165,8 +214,13 @@ func (v *Verifier) Add(recv time.Time, topic string, envelope []byte) {
 		v.log.Warn("verify: message after finish ignored", "topic", topic)
 		return
 	}
+	if recv.After(v.now) {
+		v.now = recv
+	}
 	v.guard(topic, func() { v.add(recv, topic, envelope) })
 	v.guard(topic, func() { v.expire(recv) })
+	v.guard(topic, func() { v.resends(recv) })
+	v.maybeSave(recv)
 }
 
 // Tick expires reorder windows against now (a receive-time clock) without a message; a live
@@ -175,7 +229,12 @@ func (v *Verifier) Tick(now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if !v.finished {
+		if now.After(v.now) {
+			v.now = now
+		}
 		v.guard("", func() { v.expire(now) })
+		v.guard("", func() { v.resends(now) })
+		v.maybeSave(now)
 	}
 }
 
@@ -185,6 +244,9 @@ func (v *Verifier) Finish() Summary {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if !v.finished {
+		// The state saved is the one before the windows are flushed: a verifier restarted
+		// with it still waits for the blocks missing here.
+		v.saveState()
 		v.guard("", func() {
 			for l := range v.waiting {
 				for len(l.waiting) > 0 {
@@ -192,9 +254,61 @@ func (v *Verifier) Finish() Summary {
 				}
 			}
 		})
+		v.guard("", v.flushHoleWindows)
+		v.guard("", v.judgeTruncation)
 		v.finished = true
 	}
 	return v.summary()
+}
+
+// Close saves the state (when Options.StatePath is set and Finish has not already saved it)
+// and closes the state file. It returns the first error saving the state met.
+func (v *Verifier) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.state == nil {
+		return v.stateErr
+	}
+	if !v.finished {
+		v.saveState()
+	}
+	err := v.state.close()
+	v.state = nil
+	return errors.Join(v.stateErr, err)
+}
+
+// judgeTruncation reports every log whose last record is older than Until − 2×Heartbeat:
+// the agent seals at least a heartbeat every blocks.heartbeat, so such a stream stopped (or
+// was cut off) before the end of what is being verified. A log that a later log of the same
+// origin names as its predecessor (genesis after a lost buffer) is not truncated.
+func (v *Verifier) judgeTruncation() {
+	hb := v.opts.Heartbeat
+	until := v.opts.Until
+	if until.IsZero() {
+		until = v.now
+	}
+	if hb < 0 || until.IsZero() {
+		return
+	}
+	limit := until.Add(-2 * hb).UnixNano()
+	keys := make([]logKey, 0, len(v.logs))
+	for k, l := range v.logs {
+		if l.started && l.hasTime && !l.superseded && l.lastTime < limit {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].origin != keys[j].origin {
+			return keys[i].origin < keys[j].origin
+		}
+		return bytes.Compare(keys[i].id[:], keys[j].id[:]) < 0
+	})
+	for _, k := range keys {
+		l := v.logs[k]
+		last := time.Unix(0, l.lastTime).UTC()
+		v.addFinding(Finding{Kind: KindTruncated, Origin: l.origin, LogID: l.idHex, First: l.next - 1, Last: l.next - 1,
+			Detail: fmt.Sprintf("last record at %s, %s before %s (heartbeat %s)", last.Format(time.RFC3339Nano), until.Sub(last).Round(time.Millisecond), until.UTC().Format(time.RFC3339Nano), hb)})
+	}
 }
 
 // Summary returns a snapshot of the counters and findings so far.
@@ -226,6 +340,11 @@ func (v *Verifier) summary() Summary {
 	s := v.sum
 	s.Logs = len(v.logs)
 	s.Waiting = v.waitCount
+	for _, l := range v.logs {
+		for _, h := range l.holes {
+			s.Waiting += len(h.waiting)
+		}
+	}
 	s.Findings = make([]Finding, 0, len(v.findings)+len(v.retired))
 	s.Findings = append(s.Findings, v.findings...)
 	s.Findings = append(s.Findings, v.retired...)
@@ -419,7 +538,10 @@ func (v *Verifier) trustForGateway(gw string, kid [32]byte) {
 		m = make(map[[32]byte]bool)
 		v.gwKeys[gw] = m
 	}
-	m[kid] = true
+	if !m[kid] {
+		m[kid] = true
+		v.keysDirty = true
+	}
 }
 
 func (v *Verifier) authorized(gw string, kid [32]byte) bool {
@@ -437,5 +559,8 @@ func (v *Verifier) logFor(b *reading.Block, gw string) *logState {
 	}
 	l := &logState{origin: b.Origin, gw: gw, id: b.LogID, idHex: hex.EncodeToString(b.LogID[:])}
 	v.logs[k] = l
+	if v.superseded[k] {
+		l.superseded = true
+	}
 	return l
 }

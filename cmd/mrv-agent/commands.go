@@ -46,11 +46,20 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, path, err := loadConfig(newFlags("validate", stderr), args)
+	fs := newFlags("validate", stderr)
+	showPlan := fs.Bool("plan", false, "print the Modbus request plan of each source")
+	cfg, path, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	plans, err := modbusPlans(cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources, %d tags)\n", path, len(cfg.Sources), countTags(cfg))
+	if *showPlan {
+		printPlans(stdout, plans)
+	}
 	return nil
 }
 

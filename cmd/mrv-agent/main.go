@@ -44,13 +44,16 @@ func commands() []command {
 	return []command{
 		{"run", "-c FILE", "run the agent", cmdRun},
 		{"demo", "[--duration D]", "simulated kiln + embedded broker + agent + verifier in one process", cmdDemo},
-		{"validate", "-c FILE", "check a config file and report every problem", cmdValidate},
+		{"validate", "-c FILE [--plan]", "check a config file and report every problem; --plan prints the Modbus requests", cmdValidate},
 		{"example-config", "", "print the embedded, commented example config", cmdExampleConfig},
 		{"keygen", "-o FILE", "write a new Ed25519 key (FILE, mode 0600) and its public key (FILE.pub)", cmdKeygen},
 		{"rotate-key", "-c FILE", "rotate the gateway key: the running agent (or this command) seals the change in every stream", cmdRotateKey},
 		{"verify", "(--broker URL --topic F [--duration D] | --file F) (--pubkey FILE... | --tofu) [--json]", "verify signed streams", cmdVerify},
 		{"capture", "--broker URL --topic F --out FILE [--duration D]", "record envelopes to a capture file", cmdCapture},
 		{"sim", "[--listen ADDR]", "run the simulated kiln (Modbus TCP) alone", cmdSim},
+		{"browse", "ENDPOINT [--depth N] [--yaml] [--security P --mode M --auth A ...] [--config FILE]", "print an OPC UA server's address space (or a tags: snippet)", cmdBrowse},
+		{"opcua", "trust --config FILE THUMBPRINT|ENDPOINT | renew-cert --config FILE", "trust an OPC UA server certificate; replace the client certificate", cmdOPCUA},
+		{"status", "[--addr A | -c FILE]", "print a running agent's status; exit 1 when it is not ready", cmdStatus},
 		{"version", "", "print version, commit and Go version", cmdVersion},
 	}
 }

@@ -172,6 +172,10 @@ func TestVerifyAndCaptureCommands(t *testing.T) {
 	agentCmd := startAgent(t, bed.ConfigFile(t, bed.Broker.URL()), &agentLog)
 	dir := t.TempDir()
 	capture := filepath.Join(dir, "stream.cbor")
+	// Subscribe with wildcards only once the agent's birth is retained: mochi v2.7.9 reads
+	// a topic's retained path unlocked while it scans for a new subscription's retained
+	// messages, a data race with a concurrent retained publish that -race reports.
+	require.Eventually(t, func() bool { return bed.Broker.Server().Topics.Retained.Len() > 0 }, 10*time.Second, 10*time.Millisecond)
 
 	type result struct {
 		code         int
@@ -184,10 +188,13 @@ func TestVerifyAndCaptureCommands(t *testing.T) {
 	}
 	capDone := make(chan result, 1)
 	go func() {
-		capDone <- runCmd("capture", "--broker", bed.Broker.URL(), "--topic", "mrv/v1/#", "--out", capture, "--duration", "3s", "--client-id", "cap")
+		capDone <- runCmd("capture", "--broker", bed.Broker.URL(), "--topic", "mrv/v1/+/+/+/blocks", "--out", capture, "--duration", "3s", "--client-id", "cap")
 	}()
 	live := runCmd("verify", "--broker", bed.Broker.URL(), "--topic", agenttest.BlocksTopic, "--tofu", "--json", "--duration", "3s", "--client-id", "live")
 	c := <-capDone
+	// The agent's death message is a retained publish: let the broker finish with the
+	// two subscribers first (see sim.Broker.Gone).
+	require.Eventually(t, func() bool { return bed.Broker.Gone("cap") && bed.Broker.Gone("live") }, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, agentCmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, agentCmd.Wait(), "log: %s", &agentLog)
 

@@ -34,7 +34,7 @@ func cmdRotateKey(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintf(stdout, "wrote the next key %s (kid %s)\n", next, seal.KidString(k.Kid))
 
-	a, err := agent.New(cfg, agent.Options{Version: version})
+	a, err := agent.New(cfg, agent.Options{Version: version, NoStatus: true})
 	switch {
 	case err == nil:
 		if err := a.RotateOffline(); err != nil {

@@ -45,8 +45,25 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tofu := fs.Bool("tofu", false, "trust the first key each gateway announces (explicit opt-in)")
 	jsonOut := fs.Bool("json", false, "print a JSON line per reading and a summary line")
 	evidence := fs.String("evidence", "", "directory for equivocation evidence")
+	var keyFiles stringList
+	fs.Var(&keyFiles, "keys", "keys file: one or more PKIX PEM public keys, all trusted; repeatable")
+	statePath := fs.String("state", "", "bbolt file keeping per-log state across runs (continue a stream where the last run stopped)")
+	untilFlag := fs.String("until", "", "RFC 3339 time up to which streams must be alive: a log silent for more than 2×heartbeat before it is truncated (default: the last receive time)")
+	heartbeat := fs.Duration("heartbeat", verify.DefaultHeartbeat, "the agents' blocks.heartbeat: the longest a live stream stays silent")
+	resend := fs.Bool("resend", false, "ask the gateway (mrv/v1/{site}/{gateway}/cmd/resend) for the blocks of an undeclared gap (--broker only)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var until time.Time
+	if *untilFlag != "" {
+		t, err := time.Parse(time.RFC3339Nano, *untilFlag)
+		if err != nil {
+			return usageError("--until: want an RFC 3339 time such as 2026-03-01T12:00:00Z")
+		}
+		until = t
+	}
+	if *resend && *broker == "" {
+		return usageError("--resend needs --broker")
 	}
 	if (*broker == "") == (*file == "") {
 		return usageError("give exactly one of --broker (with --topic) or --file")
@@ -54,8 +71,8 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *broker != "" && *topic == "" {
 		return usageError("--broker needs --topic")
 	}
-	if len(pubkeys) == 0 && !*tofu {
-		return usageError("no trusted key: give --pubkey FILE (or --tofu to trust on first use)")
+	if len(pubkeys) == 0 && len(keyFiles) == 0 && !*tofu {
+		return usageError("no trusted key: give --pubkey FILE or --keys FILE (or --tofu to trust on first use)")
 	}
 	var keys []ed25519.PublicKey
 	for _, p := range pubkeys {
@@ -65,11 +82,33 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		keys = append(keys, k)
 	}
+	for _, p := range keyFiles {
+		ks, err := verify.LoadKeysFile(p)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--keys %s: %w", p, err)}
+		}
+		keys = append(keys, ks...)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	var writeErr error
-	opts := verify.Options{Keys: keys, TOFU: *tofu, EvidenceDir: *evidence, Logger: log}
+	opts := verify.Options{Keys: keys, TOFU: *tofu, EvidenceDir: *evidence, Logger: log,
+		StatePath: *statePath, Until: until, Heartbeat: *heartbeat}
+	if *heartbeat == 0 {
+		opts.Heartbeat = -1 // --heartbeat 0: no truncation judgement
+	}
+	var outbox chan verify.Outgoing
+	if *resend {
+		outbox = make(chan verify.Outgoing, 64)
+		opts.Resend = func(topic string, payload []byte) {
+			select {
+			case outbox <- verify.Outgoing{Topic: topic, Payload: payload}:
+			default:
+				log.Warn("verify: resend request dropped, outbox full", "topic", topic)
+			}
+		}
+	}
 	if *jsonOut {
 		opts.OnReading = func(r verify.ReadingOut) {
 			b, err := verify.ReadingJSON(r)
@@ -85,6 +124,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	defer v.Close()
 
 	if *file != "" {
 		f, err := os.Open(*file)
@@ -92,15 +132,18 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return &exitError{code: 2, err: err}
 		}
 		defer f.Close()
-		err = verify.ReadCapture(bufio.NewReader(f), func(recv time.Time, topic string, env []byte) error {
+		pr := newProgress(stderr, f) // nil unless stderr is a terminal
+		err = verify.ReadCapture(bufio.NewReader(pr.reader(f)), func(recv time.Time, topic string, env []byte) error {
 			v.Add(recv, topic, env)
+			pr.tick(v.Summary)
 			return ctx.Err()
 		})
+		pr.done()
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("read %s: %w", *file, err)}
 		}
 	} else {
-		sc := verify.SubscribeConfig{Broker: *broker, Topic: *topic, ClientID: defaultClientID(*clientID, "verify"), Logger: log}
+		sc := verify.SubscribeConfig{Broker: *broker, Topic: *topic, ClientID: defaultClientID(*clientID, "verify"), Logger: log, Outbox: outbox}
 		if *tofu {
 			// Trust on first use learns each gateway's key from its signed birth message.
 			sc.Also = []string{statusFilter(*topic)}
@@ -110,6 +153,9 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	s := v.Finish()
+	if err := v.Close(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	if *jsonOut {
 		b, err := s.JSON()
 		if err != nil {

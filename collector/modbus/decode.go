@@ -149,3 +149,17 @@ func Decode(raw []byte, t DataType, o Order) (v reading.Value, ok bool) {
 	}
 	return reading.Value{}, false
 }
+
+// DecodeBit returns bit n (0 = least significant) of one register's raw bytes, read as a
+// uint16 in order o (BADC and DCBA swap its two bytes), as 0 or 1. ok is false when raw is
+// not two bytes or n is not 0..15.
+func DecodeBit(raw []byte, o Order, n int) (reading.Value, bool) {
+	if len(raw) != 2 || n < 0 || n > 15 {
+		return reading.Value{}, false
+	}
+	w := binary.BigEndian.Uint16(raw)
+	if o.byteSwap() {
+		w = w<<8 | w>>8
+	}
+	return reading.FromInt64(int64(w >> n & 1)), true
+}

@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"encoding/hex"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -195,4 +196,33 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDecodeBit(t *testing.T) {
+	cases := []struct {
+		raw   []byte
+		order Order
+		bit   int
+		want  string
+		ok    bool
+	}{
+		{[]byte{0x80, 0x01}, ABCD, 0, "1", true},
+		{[]byte{0x80, 0x01}, ABCD, 1, "0", true},
+		{[]byte{0x80, 0x01}, ABCD, 15, "1", true},
+		{[]byte{0x80, 0x01}, BADC, 15, "0", true}, // swapped: 0x0180
+		{[]byte{0x80, 0x01}, BADC, 8, "1", true},
+		{[]byte{0x80, 0x01}, BADC, 7, "1", true},
+		{[]byte{0x80, 0x01}, CDAB, 0, "1", true}, // one word: no word swap
+		{[]byte{0x80}, ABCD, 0, "", false},
+		{[]byte{0x80, 0x01}, ABCD, 16, "", false},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%x_%s_%d", c.raw, c.order, c.bit), func(t *testing.T) {
+			v, ok := DecodeBit(c.raw, c.order, c.bit)
+			require.Equal(t, c.ok, ok)
+			if ok {
+				require.Equal(t, c.want, v.String())
+			}
+		})
+	}
 }

@@ -212,7 +212,12 @@ func TestNewValidation(t *testing.T) {
 		want []string
 	}{
 		{"no modbus section", bad(func(s *config.Source) { s.Modbus = nil }), []string{"modbus: missing"}},
-		{"rtu not yet", bad(func(s *config.Source) { s.Modbus.URL = "rtu:///dev/ttyS0" }), []string{"modbus.url", "not supported yet"}},
+		{"rtu with a host", bad(func(s *config.Source) { s.Modbus.URL = "rtu://host/dev/ttyS0" }), []string{"modbus.url", "a device path, no host"}},
+		{"rtu baud", bad(func(s *config.Source) { s.Modbus.URL, s.Modbus.Baud = "rtu:///dev/ttyS0", 12345 }), []string{"modbus.url: baud 12345 is not a standard rate"}},
+		{"rtu parity", bad(func(s *config.Source) { s.Modbus.URL, s.Modbus.Parity = "rtu:///dev/ttyS0", "X" }), []string{`parity "X"`}},
+		{"rtu stop bits", bad(func(s *config.Source) { s.Modbus.URL, s.Modbus.StopBits = "rtu:///dev/ttyS0", 3 }), []string{"stop_bits 3"}},
+		{"rtuovertcp without host", bad(func(s *config.Source) { s.Modbus.URL = "rtuovertcp:///x" }), []string{"modbus.url", "no host"}},
+		{"max_gap", bad(func(s *config.Source) { g := 126; s.Modbus.MaxGap = &g }), []string{"modbus.max_gap: 126 is out of range 0..125"}},
 		{"bad scheme", bad(func(s *config.Source) { s.Modbus.URL = "http://x" }), []string{"want tcp://host:port"}},
 		{"wrong kind", bad(func(s *config.Source) { s.Kind = "opcua" }), []string{`kind: "opcua"`}},
 		{"no tags", bad(func(s *config.Source) { s.Tags = nil }), []string{"tags: none"}},
@@ -220,7 +225,7 @@ func TestNewValidation(t *testing.T) {
 		{"unit id", bad(func(s *config.Source) { s.Tags[0].UnitID = 256 }), []string{"tags[0]: unit_id: 256"}},
 		{"register", bad(func(s *config.Source) { s.Tags[0].Register = "coils" }), []string{`register: "coils"`}},
 		{"type", bad(func(s *config.Source) { s.Tags[0].Type = "float16" }), []string{`type: unknown type "float16"`}},
-		{"bool on a register", bad(func(s *config.Source) { s.Tags[0].Type = "bool" }), []string{`type: bool does not fit register "holding"`}},
+		{"bool on a register", bad(func(s *config.Source) { s.Tags[0].Type = "bool" }), []string{`bit: a bool on register "holding" needs bit (0..15)`}},
 		{"float on a coil", bad(func(s *config.Source) { s.Tags[0].Register = "coil" }), []string{`type: float32 does not fit register "coil"`}},
 		{"order", bad(func(s *config.Source) { s.Tags[0].Order = "ADBC" }), []string{`order: unknown order "ADBC"`}},
 		{"address", bad(func(s *config.Source) { s.Tags[0].Address = 70000 }), []string{"address: 70000 is out of range 0..65535"}},
@@ -247,4 +252,25 @@ func TestNewValidation(t *testing.T) {
 	require.Equal(t, FuncReadHoldingRegisters, s.tags[0].fn)
 	require.Equal(t, Bool, s.tags[1].typ)
 	require.Equal(t, "dev.x", s.tags[0].name)
+}
+
+func TestPlanMaxGapFromConfig(t *testing.T) {
+	tags := []config.Tag{tg("a", 1, "holding", 0, "float32"), tg("b", 1, "holding", 3, "uint16"), tg("c", 1, "holding", 20, "uint16")}
+	for _, c := range []struct {
+		name string
+		gap  *int
+		want []Request
+	}{
+		{"absent: default 8", nil, []Request{req(1, 3, 0, 4, "a", "b"), req(1, 3, 20, 1, "c")}},
+		{"0: no bridging", new(0), []Request{req(1, 3, 0, 2, "a"), req(1, 3, 3, 1, "b"), req(1, 3, 20, 1, "c")}},
+		{"16", new(16), []Request{req(1, 3, 0, 21, "a", "b", "c")}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := testSource(tags...)
+			src.Modbus.MaxGap = c.gap
+			s, err := New(src, nil)
+			require.NoError(t, err)
+			require.Equal(t, c.want, s.Plan())
+		})
+	}
 }

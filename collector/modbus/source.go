@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -28,7 +28,7 @@ const (
 // Options tune a Source beyond what the config says. The zero value is the default.
 type Options struct {
 	// MaxGap is how many unused registers may be read to join two tags into one request.
-	// 0 means DefaultMaxGap; a negative value bridges no holes.
+	// 0 means the config's modbus.max_gap, or DefaultMaxGap; a negative value bridges no holes.
 	MaxGap int
 	// MaxRegisters caps the registers per request (devices with small buffers want fewer).
 	// 0 or more than 125 means 125. A tag wider than this is read alone.
@@ -52,51 +52,14 @@ type tag struct {
 	fn     uint8
 	addr   uint16
 	typ    DataType
+	regBit bool  // a bool in a holding or input register, at bit
+	bit    uint8 // 0 = least significant
 	order  Order
 	scale  *reading.Value
 	offset *reading.Value
 	min    *reading.Value
 	max    *reading.Value
 }
-
-// link is one connection to a Modbus device. Extension point for RTU and RTU over TCP,
-// which need their own framing (LIBRARIES.md §2) but the same request plan and decoding.
-type link interface {
-	// read performs one request with the given per-request timeout.
-	read(fn, unitID uint8, addr, qty uint16, timeout time.Duration) ([]byte, error)
-	// close drops the connection; the next read re-dials.
-	close() error
-}
-
-// tcpLink is Modbus TCP through goburrow/modbus.
-type tcpLink struct {
-	h *gb.TCPClientHandler
-	c gb.Client
-}
-
-func newTCPLink(addr string) *tcpLink {
-	h := gb.NewTCPClientHandler(addr)
-	return &tcpLink{h: h, c: gb.NewClient(h)}
-}
-
-// read sets SlaveId and Timeout, plain fields of the handler: the caller serialises reads.
-func (l *tcpLink) read(fn, unitID uint8, addr, qty uint16, timeout time.Duration) ([]byte, error) {
-	l.h.SlaveId = unitID
-	l.h.Timeout = timeout
-	switch fn {
-	case FuncReadCoils:
-		return l.c.ReadCoils(addr, qty)
-	case FuncReadDiscreteInputs:
-		return l.c.ReadDiscreteInputs(addr, qty)
-	case FuncReadHoldingRegisters:
-		return l.c.ReadHoldingRegisters(addr, qty)
-	case FuncReadInputRegisters:
-		return l.c.ReadInputRegisters(addr, qty)
-	}
-	return nil, fmt.Errorf("unsupported function %d", fn)
-}
-
-func (l *tcpLink) close() error { return l.h.Close() }
 
 // Source polls one Modbus device (one connection, possibly several unit ids) and
 // implements collector.Source.
@@ -109,6 +72,9 @@ type Source struct {
 	now         func() time.Time
 	tags        []tag
 	reqs        []request
+
+	transport string
+	units     []int // per request index: how many distinct unit ids are polled from it on
 
 	// mu serialises polls and Close: the link's unit id and timeout are set per request.
 	mu   sync.Mutex
@@ -135,13 +101,25 @@ func NewWithOptions(src config.Source, log *slog.Logger, opts Options) (*Source,
 	if src.Kind != "modbus" {
 		errs = append(errs, fmt.Errorf("kind: %q is not modbus", src.Kind))
 	}
-	var dial string
+	var ep endpoint
+	maxGap := opts.MaxGap
 	if src.Modbus == nil {
 		errs = append(errs, errors.New("modbus: missing"))
-	} else if a, err := tcpAddress(src.Modbus.URL); err != nil {
-		errs = append(errs, fmt.Errorf("modbus.url: %w", err))
 	} else {
-		dial = a
+		var err error
+		if ep, err = parseEndpoint(src.Modbus); err != nil {
+			errs = append(errs, fmt.Errorf("modbus.url: %w", err))
+		}
+		if g := src.Modbus.MaxGap; g != nil && maxGap == 0 {
+			switch {
+			case *g < 0 || *g > MaxRegistersPerRequest:
+				errs = append(errs, fmt.Errorf("modbus.max_gap: %d is out of range 0..%d", *g, MaxRegistersPerRequest))
+			case *g == 0:
+				maxGap = -1
+			default:
+				maxGap = *g
+			}
+		}
 	}
 	if len(src.Tags) == 0 {
 		errs = append(errs, errors.New("tags: none"))
@@ -163,7 +141,6 @@ func NewWithOptions(src config.Source, log *slog.Logger, opts Options) (*Source,
 		return nil, err // the caller names the source (sources[i] or its name)
 	}
 
-	maxGap := opts.MaxGap
 	switch {
 	case maxGap == 0:
 		maxGap = DefaultMaxGap
@@ -187,10 +164,22 @@ func NewWithOptions(src config.Source, log *slog.Logger, opts Options) (*Source,
 		now:         opts.Now,
 		tags:        tags,
 		reqs:        plan(ptrs, maxGap, maxQty),
-		link:        newTCPLink(dial),
+		link:        newLink(ep),
+		transport:   ep.transport,
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
+	}
+	s.units = make([]int, len(s.reqs))
+	for i := len(s.reqs) - 1; i >= 0; i-- {
+		switch {
+		case i == len(s.reqs)-1:
+			s.units[i] = 1
+		case s.reqs[i].UnitID != s.reqs[i+1].UnitID:
+			s.units[i] = s.units[i+1] + 1
+		default:
+			s.units[i] = s.units[i+1]
+		}
 	}
 	switch {
 	case s.busyRetries == 0:
@@ -205,29 +194,6 @@ func NewWithOptions(src config.Source, log *slog.Logger, opts Options) (*Source,
 		s.now = time.Now
 	}
 	return s, nil
-}
-
-// tcpAddress turns "tcp://host[:port]" into host:port.
-func tcpAddress(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", err
-	}
-	switch u.Scheme {
-	case "tcp":
-	case "rtu", "rtuovertcp":
-		return "", fmt.Errorf("%q: scheme %s is not supported yet", raw, u.Scheme)
-	default:
-		return "", fmt.Errorf("%q: want tcp://host:port", raw)
-	}
-	if u.Hostname() == "" {
-		return "", fmt.Errorf("%q: no host", raw)
-	}
-	port := u.Port()
-	if port == "" {
-		port = defaultPort
-	}
-	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 func resolveTag(source string, i int, ct config.Tag) (tag, error) {
@@ -265,8 +231,10 @@ func resolveTag(source string, i int, ct config.Tag) (tag, error) {
 		typ, err := ParseDataType(ct.Type)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("type: %w", err))
-		} else if bits != (typ == Bool) {
+		} else if bits && typ != Bool {
 			errs = append(errs, fmt.Errorf("type: %s does not fit register %q", ct.Type, ct.Register))
+		} else if !bits && typ == Bool && ct.Bit == nil {
+			errs = append(errs, fmt.Errorf("bit: a bool on register %q needs bit (0..15)", ct.Register))
 		}
 		t.typ = typ
 	}
@@ -281,6 +249,16 @@ func resolveTag(source string, i int, ct config.Tag) (tag, error) {
 		errs = append(errs, fmt.Errorf("address: %d is out of range 0..65535", ct.Address))
 	} else if t.typ != 0 && ct.Address+t.span() > math.MaxUint16+1 {
 		errs = append(errs, fmt.Errorf("address: %s at %d runs past register 65535", t.typ, ct.Address))
+	}
+	if ct.Bit != nil {
+		switch {
+		case *ct.Bit < 0 || *ct.Bit > 15:
+			errs = append(errs, fmt.Errorf("bit: %d is out of range 0..15", *ct.Bit))
+		case bits || t.typ != Bool:
+			errs = append(errs, errors.New("bit: only applies to type bool on a holding or input register"))
+		default:
+			t.regBit, t.bit = true, uint8(*ct.Bit)
+		}
 	}
 	t.addr = uint16(ct.Address)
 	t.scale, t.offset = decimal(ct.Scale), decimal(ct.Offset)
@@ -302,6 +280,9 @@ func decimal(d *config.Decimal) *reading.Value {
 // Name returns the source's name.
 func (s *Source) Name() string { return s.name }
 
+// Transport is how the source reaches its devices: "tcp", "rtu" or "rtuovertcp".
+func (s *Source) Transport() string { return s.transport }
+
 // Plan returns the requests one poll makes, in order (for `validate --plan` and tests).
 func (s *Source) Plan() []Request {
 	out := make([]Request, len(s.reqs))
@@ -319,16 +300,24 @@ func (s *Source) Close() error {
 	return s.link.close()
 }
 
-// Read performs one poll: every planned request in order, each under the smaller of the
-// source timeout and what is left of ctx's deadline. It returns one reading per configured
-// tag, in config order, all stamped with the poll's start (gateway clock).
+// Read performs one poll: every planned request in order, unit after unit, and returns one
+// reading per configured tag, in config order, all stamped with the poll's start (gateway
+// clock).
 //
 // A Modbus exception is data: that request's tags are Bad with FlagException|FlagCommsLoss
 // and the exception code as Status, and the poll goes on (exception 6, server busy, is
 // retried a few times first). Any other error (timeout, reset, EOF, a reply that does not
 // match) closes the connection, since goburrow/modbus would otherwise stay broken or one
-// reply behind (LIBRARIES.md §2); the remaining tags are Bad with FlagCommsLoss (and
-// FlagTimeout for timeouts) and Read returns the error so the Poller backs off.
+// reply behind (LIBRARIES.md §2), and marks that unit's tags Bad with FlagCommsLoss (and
+// FlagTimeout for timeouts); the poll goes on with the next unit id, which re-dials.
+//
+// Units share the poll's deadline in turn: a request gets the source timeout, but no more
+// than an equal share of what is left of ctx's deadline among the units not yet polled, so a
+// dead unit costs at most its share and every unit behind it still gets its turn.
+//
+// Read returns an error, so that the Poller backs off and the source counts as down, when
+// no request got an answer (data or exception); one silent unit among answering ones only
+// makes its own readings Bad.
 func (s *Source) Read(ctx context.Context) ([]reading.Reading, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -338,14 +327,26 @@ func (s *Source) Read(ctx context.Context) ([]reading.Reading, error) {
 		t := &s.tags[i]
 		out[i] = reading.Reading{Tag: t.name, Unit: t.unit, Time: now, TimeSource: reading.TimeGateway}
 	}
+	var (
+		answered bool
+		firstErr error
+		dead     = -1 // unit id whose remaining requests are skipped this poll
+		deadFlag reading.Flag
+	)
 	for ri := range s.reqs {
 		r := &s.reqs[ri]
-		data, err := s.do(ctx, r)
+		if int(r.UnitID) == dead {
+			markBad(r.tags, out, deadFlag, 0)
+			continue
+		}
+		data, err := s.do(ctx, r, s.units[ri])
 		if err == nil {
+			answered = true
 			decodeRequest(r, data, out)
 			continue
 		}
 		if mbErr, ok := errors.AsType[*gb.ModbusError](err); ok {
+			answered = true
 			s.log.Debug("modbus exception", "unit_id", r.UnitID, "function", r.Function,
 				"address", r.Address, "quantity", r.Quantity, "exception", mbErr.ExceptionCode)
 			markBad(r.tags, out, reading.FlagException|reading.FlagCommsLoss, uint32(mbErr.ExceptionCode))
@@ -355,21 +356,35 @@ func (s *Source) Read(ctx context.Context) ([]reading.Reading, error) {
 		if isTimeout(err) {
 			flags |= reading.FlagTimeout
 		}
-		for _, rest := range s.reqs[ri:] {
-			markBad(rest.tags, out, flags, 0)
+		err = fmt.Errorf("read %s %d+%d from unit %d: %w", r.FunctionName(), r.Address, r.Quantity, r.UnitID, err)
+		if firstErr == nil {
+			firstErr = err
 		}
-		return out, fmt.Errorf("read %s %d+%d from unit %d: %w", r.FunctionName(), r.Address, r.Quantity, r.UnitID, err)
+		if ctx.Err() != nil {
+			for _, rest := range s.reqs[ri:] {
+				markBad(rest.tags, out, flags, 0)
+			}
+			return out, firstErr
+		}
+		s.log.Debug("modbus unit failed", "unit_id", r.UnitID, "err", err)
+		markBad(r.tags, out, flags, 0)
+		dead, deadFlag = int(r.UnitID), flags
 	}
-	return out, nil
+	if answered {
+		return out, nil
+	}
+	return out, firstErr
 }
 
-// do performs one request, retrying exception 6 (server busy) up to busyRetries times. On
-// any error that is not a Modbus exception it closes the link before returning.
-func (s *Source) do(ctx context.Context, r *request) ([]byte, error) {
+// do performs one request, retrying exception 6 (server busy) up to busyRetries times.
+// units is how many unit ids, this request's included, the poll has still to visit: the
+// request may use that share of what is left of ctx's deadline (and never more than the
+// source timeout). On any error that is not a Modbus exception the link is left closed.
+func (s *Source) do(ctx context.Context, r *request, units int) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		timeout := s.timeout
 		if dl, ok := ctx.Deadline(); ok {
-			timeout = min(timeout, time.Until(dl))
+			timeout = min(timeout, time.Until(dl)/time.Duration(max(units, 1)))
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -377,16 +392,16 @@ func (s *Source) do(ctx context.Context, r *request) ([]byte, error) {
 		if timeout <= 0 {
 			return nil, context.DeadlineExceeded
 		}
-		data, err := s.link.read(r.Function, r.UnitID, r.Address, r.Quantity, timeout)
+		data, err := s.link.read(ctx, r.Function, r.UnitID, r.Address, r.Quantity, timeout)
 		if err == nil {
 			if err = checkLength(r, data); err == nil {
 				return data, nil
 			}
+			_ = s.link.close() // a reply of the wrong size: the stream cannot be trusted
 		}
 		mbErr, isException := errors.AsType[*gb.ModbusError](err)
 		if !isException {
 			s.log.Debug("modbus connection reset", "err", err)
-			_ = s.link.close()
 			return nil, err
 		}
 		if mbErr.ExceptionCode != gb.ExceptionCodeServerDeviceBusy || attempt >= s.busyRetries {
@@ -415,7 +430,7 @@ func checkLength(r *request, data []byte) error {
 }
 
 func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}
 	ne, ok := errors.AsType[net.Error](err)
@@ -437,9 +452,12 @@ func decodeRequest(r *request, data []byte, out []reading.Reading) {
 	for _, t := range r.tags {
 		off := int(t.addr - r.Address)
 		var raw []byte
-		if t.typ == Bool {
+		switch {
+		case t.regBit:
+			raw = data[2*off : 2*off+2 : 2*off+2]
+		case t.typ == Bool:
 			raw = []byte{data[off/8] >> (off % 8) & 1}
-		} else {
+		default:
 			n := 2 * t.typ.Words()
 			raw = data[2*off : 2*off+n : 2*off+n]
 		}
@@ -451,7 +469,13 @@ func decodeRequest(r *request, data []byte, out []reading.Reading) {
 // tag's own width, then scale and offset in exact decimal, then the range check.
 func convert(t *tag, raw []byte, r *reading.Reading) {
 	r.Raw = raw
-	v, ok := Decode(raw, t.typ, t.order)
+	var v reading.Value
+	var ok bool
+	if t.regBit {
+		v, ok = DecodeBit(raw, t.order, int(t.bit))
+	} else {
+		v, ok = Decode(raw, t.typ, t.order)
+	}
 	if ok && t.scale != nil {
 		v, ok = v.Mul(*t.scale)
 	}

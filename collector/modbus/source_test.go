@@ -384,3 +384,52 @@ func BenchmarkReadKiln(b *testing.B) {
 		}
 	}
 }
+
+// TestSeparateSourcesDoNotStall: a slow device on one connection does not delay another.
+func TestSeparateSourcesDoNotStall(t *testing.T) {
+	slow := newFixture(t, sim.KilnOptions{}, nil, modbus.Options{})
+	fast := newFixture(t, sim.KilnOptions{}, nil, modbus.Options{})
+	slow.kiln.SetFault(sim.Fault{Kind: sim.FaultSlow, Delay: 800 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.read(t, 700*time.Millisecond)
+		done <- err
+	}()
+	begin := time.Now()
+	for range 5 {
+		rs, err := fast.read(t, time.Second)
+		require.NoError(t, err)
+		fast.requireKilnValues(t, rs)
+	}
+	require.Less(t, time.Since(begin), 500*time.Millisecond)
+	require.Error(t, <-done, "the slow one timed out meanwhile")
+	slow.kiln.SetFault(sim.Fault{})
+}
+
+// TestBitOfRegister reads bools from bits of a holding register (the energy counter's low
+// word), in the same request as the other tags.
+func TestBitOfRegister(t *testing.T) {
+	bit := func(n int) *int { return &n }
+	f := newFixture(t, sim.KilnOptions{}, func(c *config.Source) {
+		c.Tags = append(c.Tags,
+			config.Tag{ID: "e_bit0", Unit: "1", Kind: "state", UnitID: 1, Register: "holding", Address: 23, Type: "bool", Bit: bit(0)},
+			config.Tag{ID: "e_bit9", Unit: "1", Kind: "state", UnitID: 1, Register: "holding", Address: 23, Type: "bool", Bit: bit(9)},
+		)
+	}, modbus.Options{})
+	require.Len(t, f.src.Plan(), 1)
+	for i := range 4 {
+		f.clock.Set(t0.Add(time.Duration(i) * 7 * time.Second))
+		rs, err := f.read(t, time.Second)
+		require.NoError(t, err)
+		w := binary.BigEndian.Uint16(rs[7].Raw[2:])
+		require.Equal(t, rs[7].Raw[2:], rs[8].Raw, "raw is the whole register")
+		require.Equal(t, reading.FromInt64(int64(w&1)), rs[8].Value)
+		require.Equal(t, reading.FromInt64(int64(w>>9&1)), rs[9].Value)
+	}
+	_, err := modbus.New(func() config.Source {
+		c := kilnConfig(t, f.kiln.URL())
+		c.Tags[0].Type = "bool"
+		return c
+	}(), nil)
+	require.ErrorContains(t, err, "bit: a bool on register \"holding\" needs bit")
+}
