@@ -4,6 +4,7 @@ package agent
 
 import (
 	"crypto/tls"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,4 +141,38 @@ func TestIntegrationSecurityFailures(t *testing.T) {
 			require.NoError(t, ra.stop())
 		})
 	}
+}
+
+// TestIntegrationClientCertRotation starts the agent with an expired client certificate
+// (mTLS broker), then replaces the certificate and key files in place: the next connection
+// attempt presents the new pair, without a restart, and blocks flow.
+func TestIntegrationClientCertRotation(t *testing.T) {
+	bed := agenttest.New(t)
+	b := startSecured(t, "mtls")
+	v := startVerifier(t, bed, b.url, verifierOptions{TLS: b.vTLS, NoResend: true})
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "agent.crt"), filepath.Join(dir, "agent.key")
+	copyTo := func(from, to string) {
+		data, err := os.ReadFile(from)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(to, data, 0o600))
+	}
+	copyTo(b.pki.ExpiredCert, certFile)
+	copyTo(b.pki.ExpiredKey, keyFile)
+	ra := itRunAgent(t, itConfig(t, bed, b.url, func(c *config.Config) {
+		c.MQTT.CAFile, c.MQTT.CertFile, c.MQTT.KeyFile = b.pki.CAFile, certFile, keyFile
+	}), nil)
+	require.Eventually(t, func() bool { return strings.Contains(ra.pub.Stats().LastError, "expired at") }, 15*time.Second, 20*time.Millisecond)
+
+	// Rotate: key first, then the certificate (a reader in between keeps the old pair).
+	copyTo(b.pki.ClientKey, keyFile)
+	copyTo(b.pki.ClientCert, certFile)
+	later := time.Now().Add(time.Minute)
+	require.NoError(t, os.Chtimes(certFile, later, later))
+	require.Eventually(t, func() bool { return v.Summary().Readings >= 20 }, 45*time.Second, 50*time.Millisecond,
+		"uplink: %+v", ra.pub.Stats())
+	require.True(t, ra.Stats().Connected)
+	require.NoError(t, ra.stop())
+	s := v.stop(t)
+	require.True(t, s.Clean(), "findings: %v", s.Findings)
 }

@@ -254,13 +254,14 @@ func TestSilentSubscriptionIsRebuilt(t *testing.T) {
 	}
 	// Connect, then pulse a few times.
 	require.Eventually(t, func() bool { _, err := read(); return err == nil }, 10*time.Second, 50*time.Millisecond)
+	var silent time.Time // the last notification cannot have arrived before this
 	for range 4 {
+		silent = time.Now()
 		srv.Notify()
 		time.Sleep(interval)
 		_, err := read()
 		require.NoError(t, err)
 	}
-	silent := time.Now()
 	var failErr error
 	require.Eventually(t, func() bool { _, failErr = read(); return failErr != nil }, 10*time.Second, 100*time.Millisecond)
 	require.ErrorContains(t, failErr, "no notification")
