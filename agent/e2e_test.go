@@ -215,3 +215,55 @@ func TestEndToEndResend(t *testing.T) {
 	s := v.Summary()
 	require.Zero(t, s.Failures, "findings: %v", s.Findings)
 }
+
+// TestEndToEndSourceDownGap cuts the Modbus connection for longer than the poll interval:
+// the failed polls are Bad readings (never zeros), and when the device is back a gap-time
+// record (reason source-down) declares the time without data.
+func TestEndToEndSourceDownGap(t *testing.T) {
+	bed := agenttest.New(t)
+	relay, err := sim.NewRelay(bed.Kiln.Addr())
+	require.NoError(t, err)
+	defer relay.Close()
+	v := bed.Subscribe(t)
+	path := bed.ConfigFile(t, bed.Broker.URL())
+	text, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(text), bed.Kiln.URL(), "tcp://"+relay.Addr(), 1)), 0o600))
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+	a, err := New(cfg, Options{Version: "test", NoStatus: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-runDone)
+	}()
+
+	require.Eventually(t, func() bool { return v.Summary().Readings >= 16 }, 10*time.Second, 20*time.Millisecond)
+	cut := time.Now()
+	relay.Pause()
+	<-time.After(1500 * time.Millisecond)
+	relay.Resume()
+	back := time.Now()
+
+	var gap *reading.GapTimeBody
+	require.Eventually(t, func() bool {
+		for _, r := range v.Records() {
+			if g, ok := r.Record.Body.(*reading.GapTimeBody); ok && g.Reason == reading.ReasonSourceDown {
+				gap = g
+			}
+		}
+		return gap != nil
+	}, 10*time.Second, 20*time.Millisecond)
+	require.GreaterOrEqual(t, gap.From, cut.Add(-200*time.Millisecond).UnixNano(), "the gap starts at the first failed poll")
+	require.LessOrEqual(t, gap.From, cut.Add(300*time.Millisecond).UnixNano())
+	require.GreaterOrEqual(t, gap.To, back.Add(-100*time.Millisecond).UnixNano(), "and ends at the first good poll after the cut")
+	for _, r := range v.Records() {
+		if rd, ok := r.Record.Reading(); ok && rd.Time > gap.From && rd.Time < gap.To {
+			require.False(t, rd.HasValue, "no value inside the gap: %s at %d", rd.Tag, rd.Time)
+			require.Equal(t, reading.Bad, rd.Quality.Severity)
+		}
+	}
+}

@@ -238,7 +238,7 @@ func (a *Agent) Snapshot() status.Snapshot {
 		// Typed slots filled once the emissions engine and the OPC UA client certificates
 		// are wired into the agent.
 		Emissions:      a.liveEmissions(),
-		Certificates:   []status.Certificate{},
+		Certificates:   a.certificates(),
 		PublishLatency: o.latency.Snapshot(),
 	}
 	for _, p := range a.pollers {
@@ -290,4 +290,22 @@ func clockString(state uint8) string {
 		return status.ClockUnsynchronised
 	}
 	return status.ClockUnknown
+}
+
+// certificates lists the client certificates the sources authenticate with (OPC UA), for
+// the expiry warning of the status page and mrv_cert_expiry_seconds.
+func (a *Agent) certificates() []status.Certificate {
+	out := []status.Certificate{}
+	for _, s := range a.sources {
+		c, ok := s.(interface {
+			Certificate() (subject string, notAfter time.Time, ok bool)
+		})
+		if !ok {
+			continue
+		}
+		if subject, notAfter, ok := c.Certificate(); ok {
+			out = append(out, status.Certificate{Name: "opcua " + s.Name(), Subject: subject, NotAfter: notAfter})
+		}
+	}
+	return out
 }

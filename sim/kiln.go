@@ -34,15 +34,19 @@ type Point struct {
 // The kiln's register map: holding registers, float32 and uint32 in ABCD order. Registers
 // 12-19 are spare (read as zero), so a plan with hole bridging reads the map in one request.
 // Input registers mirror the holding registers; coil 0 and discrete input 0 are "kiln running".
+// The counters' max_rate (units per second) is the meter's ceiling, about 8 times the
+// process rate: a reading's time is its poll's start, so two polls can be closer in time
+// than their values are (jitter), and one count of resolution must fit the allowance of
+// one interval (mrv-methods.md §1.5).
 var kilnPoints = []Point{
 	{ID: "fuel_gas_flow", Unit: "Nm3/h", Kind: "rate", Register: "holding", Address: 0, Type: "float32", Order: "ABCD"},
-	{ID: "fuel_gas_total", Unit: "Nm3", Kind: "counter", Register: "holding", Address: 2, Type: "uint32", Order: "ABCD", Scale: "0.1", Width: 32, MaxRate: "5"},
+	{ID: "fuel_gas_total", Unit: "Nm3", Kind: "counter", Register: "holding", Address: 2, Type: "uint32", Order: "ABCD", Scale: "0.1", Width: 32, MaxRate: "20"},
 	{ID: "kiln_feed", Unit: "t/h", Kind: "rate", Register: "holding", Address: 4, Type: "float32", Order: "ABCD"},
 	{ID: "clinker", Unit: "t/h", Kind: "rate", Register: "holding", Address: 6, Type: "float32", Order: "ABCD"},
 	{ID: "stack_co2", Unit: "%vol", Kind: "rate", Register: "holding", Address: 8, Type: "float32", Order: "ABCD"},
 	{ID: "flue_gas_flow", Unit: "Nm3/h", Kind: "rate", Register: "holding", Address: 10, Type: "float32", Order: "ABCD"},
 	{ID: "power", Unit: "kW", Kind: "rate", Register: "holding", Address: 20, Type: "float32", Order: "ABCD"},
-	{ID: "energy", Unit: "kWh", Kind: "counter", Register: "holding", Address: 22, Type: "uint32", Order: "ABCD", Width: 32, MaxRate: "5"},
+	{ID: "energy", Unit: "kWh", Kind: "counter", Register: "holding", Address: 22, Type: "uint32", Order: "ABCD", Width: 32, MaxRate: "20"},
 }
 
 // kilnRegisters is the size of the register table; reads beyond it get exception 2.

@@ -252,6 +252,15 @@ func resolveTag(source string, ct config.Tag) (tag, error) {
 // Name returns the source's name.
 func (s *Source) Name() string { return s.name }
 
+// Certificate describes the client certificate this source authenticates with, for the
+// status page's expiry warning; ok is false when it uses none (security none).
+func (s *Source) Certificate() (subject string, notAfter time.Time, ok bool) {
+	if s.id == nil {
+		return "", time.Time{}, false
+	}
+	return s.id.URI, s.id.NotAfter, true
+}
+
 // Read returns what the server reported since the last Read (subscribe mode) or the
 // current value of every tag (poll mode). While there is no connection it starts an
 // attempt (at most one at a time, bounded by the connect timeout, and carried over to
