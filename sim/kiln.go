@@ -2,13 +2,8 @@ package sim
 
 import (
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"math"
-	"net"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	smb "github.com/simonvetter/modbus"
@@ -94,92 +89,26 @@ type KilnOptions struct {
 // Its values follow slow sinusoids around realistic set points with faster, smaller
 // components as deterministic noise; counters are the exact integrals of their rates.
 type Kiln struct {
-	srv  *smb.ModbusServer
-	addr string
-	now  func() time.Time
-	unit uint8
-	t0   float64 // start-up, Unix seconds
-	c0   [2]float64
-	done chan struct{}
-	once sync.Once
-
-	requests [5]atomic.Uint64 // by function code 1..4
-
-	// mu guards fault.
-	mu    sync.Mutex
-	fault Fault
+	device
+	c0 [2]float64
 }
 
 // StartKiln starts a kiln on addr ("127.0.0.1:0" picks a free port).
 func StartKiln(addr string, opts KilnOptions) (*Kiln, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("kiln address %q: %w", addr, err)
+	k := &Kiln{c0: [2]float64{opts.FuelGasTotal, opts.Energy}}
+	if err := k.init("kiln", addr, opts.Now, opts.UnitID); err != nil {
+		return nil, err
 	}
-	if port == "0" {
-		p, err := FreePort(host)
-		if err != nil {
-			return nil, fmt.Errorf("kiln: %w", err)
-		}
-		addr = net.JoinHostPort(host, strconv.Itoa(p))
-	}
-	k := &Kiln{addr: addr, now: opts.Now, unit: opts.UnitID, done: make(chan struct{})}
-	if k.now == nil {
-		k.now = time.Now
-	}
-	k.t0 = unixSeconds(k.now())
-	k.c0 = [2]float64{opts.FuelGasTotal, opts.Energy}
 	if k.c0[0] == 0 {
 		k.c0[0] = 12345678.9
 	}
 	if k.c0[1] == 0 {
 		k.c0[1] = 4567890
 	}
-	logger := opts.Log
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	k.srv, err = smb.NewServer(&smb.ServerConfiguration{
-		URL:        "tcp://" + addr,
-		Timeout:    60 * time.Second,
-		MaxClients: 16,
-		Logger:     slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}, (*kilnHandler)(k))
-	if err != nil {
-		return nil, fmt.Errorf("kiln server: %w", err)
-	}
-	if err := k.srv.Start(); err != nil {
-		return nil, fmt.Errorf("kiln listen %s: %w", addr, err)
+	if err := k.serve("kiln", opts.Log, (*kilnHandler)(k)); err != nil {
+		return nil, err
 	}
 	return k, nil
-}
-
-// Addr is the kiln's host:port.
-func (k *Kiln) Addr() string { return k.addr }
-
-// URL is the kiln's address as a config modbus.url ("tcp://host:port").
-func (k *Kiln) URL() string { return "tcp://" + k.addr }
-
-// Close stops the server, closes its client connections and releases held (slow) replies.
-func (k *Kiln) Close() error {
-	k.once.Do(func() { close(k.done) })
-	return k.srv.Stop()
-}
-
-// SetFault injects f (Fault{} clears it).
-func (k *Kiln) SetFault(f Fault) {
-	k.mu.Lock()
-	k.fault = f
-	k.mu.Unlock()
-}
-
-// Requests returns how many read requests of function code fn (1 coils, 2 discrete inputs,
-// 3 holding, 4 input registers) the kiln has received, faulted ones included.
-func (k *Kiln) Requests(fn uint8) uint64 {
-	if int(fn) >= len(k.requests) {
-		return 0
-	}
-	return k.requests[fn].Load()
 }
 
 // ValueAt returns the exact value a client decoding point id (with its scale) reads at t,
@@ -277,38 +206,6 @@ func (k *Kiln) registers(t time.Time) [kilnRegisters]uint16 {
 // kilnHandler implements smb.RequestHandler.
 type kilnHandler Kiln
 
-// admit counts the request and applies the unit id filter and the current fault.
-func (h *kilnHandler) admit(fn uint8, unit uint8) error {
-	k := (*Kiln)(h)
-	k.requests[fn].Add(1)
-	if k.unit != 0 && unit != k.unit {
-		return smb.ErrGWTargetFailedToRespond
-	}
-	k.mu.Lock()
-	f := k.fault
-	if k.fault.Count > 0 {
-		k.fault.Count--
-		if k.fault.Count == 0 {
-			k.fault = Fault{}
-		}
-	}
-	k.mu.Unlock()
-	switch f.Kind {
-	case FaultException:
-		return exceptionError(f.Code)
-	case FaultBusy:
-		return smb.ErrServerDeviceBusy
-	case FaultSlow:
-		t := time.NewTimer(f.Delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-k.done:
-		}
-	}
-	return nil
-}
-
 func exceptionError(code uint8) error {
 	switch code {
 	case 1:
@@ -332,18 +229,12 @@ func exceptionError(code uint8) error {
 }
 
 func (h *kilnHandler) words(fn uint8, unit uint8, addr, qty uint16) ([]uint16, error) {
-	if err := h.admit(fn, unit); err != nil {
-		return nil, err
-	}
-	if int(addr)+int(qty) > kilnRegisters {
-		return nil, smb.ErrIllegalDataAddress
-	}
-	regs := (*Kiln)(h).registers((*Kiln)(h).now())
-	return append([]uint16(nil), regs[addr:int(addr)+int(qty)]...), nil
+	k := (*Kiln)(h)
+	return k.device.words(fn, unit, addr, qty, kilnRegisters, func(t time.Time) []uint16 { r := k.registers(t); return r[:] })
 }
 
 func (h *kilnHandler) bits(fn uint8, unit uint8, addr, qty uint16) ([]bool, error) {
-	if err := h.admit(fn, unit); err != nil {
+	if err := (*Kiln)(h).admit(fn, unit); err != nil {
 		return nil, err
 	}
 	if int(addr)+int(qty) > 1 {

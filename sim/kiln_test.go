@@ -121,7 +121,7 @@ func f(k *Kiln, id string, at time.Time) float64 {
 }
 
 func TestKilnValuesArePlausible(t *testing.T) {
-	k := &Kiln{now: time.Now, t0: unixSeconds(kilnEpoch), c0: [2]float64{1000, 2000}}
+	k := &Kiln{device: device{now: time.Now, t0: unixSeconds(kilnEpoch)}, c0: [2]float64{1000, 2000}}
 	ranges := map[string][2]float64{
 		"clinker":       {115, 135},
 		"kiln_feed":     {180, 220},

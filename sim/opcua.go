@@ -101,7 +101,7 @@ func StartOPCUA(host string, opts OPCUAOptions) (*OPCUAServer, error) {
 	if o.now == nil {
 		o.now = time.Now
 	}
-	o.kiln = &Kiln{now: o.now}
+	o.kiln = &Kiln{device: device{now: o.now}}
 	o.kiln.t0 = unixSeconds(o.now())
 	o.kiln.c0 = [2]float64{12345678.9, 4567890}
 

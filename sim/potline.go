@@ -4,10 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	smb "github.com/simonvetter/modbus"
@@ -79,87 +75,24 @@ type PotLineOptions struct {
 // (a pot's voltage jumps to 30-40 V for 15 s to 2 min) on a deterministic schedule, and an
 // energy counter that is the exact integral of line power and wraps at 16 bits.
 type PotLine struct {
-	srv  *smb.ModbusServer
-	addr string
-	now  func() time.Time
-	unit uint8
-	t0   float64
-	e0   float64
-	done chan struct{}
-	once sync.Once
-
-	requests [5]atomic.Uint64
-
-	// mu guards fault.
-	mu    sync.Mutex
-	fault Fault
+	device
+	e0 float64
 }
 
 // StartPotLine starts a pot line on addr ("127.0.0.1:0" picks a free port).
 func StartPotLine(addr string, opts PotLineOptions) (*PotLine, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("pot line address %q: %w", addr, err)
+	pl := &PotLine{e0: opts.Energy}
+	if err := pl.init("pot line", addr, opts.Now, opts.UnitID); err != nil {
+		return nil, err
 	}
-	if port == "0" {
-		p, err := FreePort(host)
-		if err != nil {
-			return nil, fmt.Errorf("pot line: %w", err)
-		}
-		addr = net.JoinHostPort(host, strconv.Itoa(p))
-	}
-	pl := &PotLine{addr: addr, now: opts.Now, unit: opts.UnitID, e0: opts.Energy, done: make(chan struct{})}
-	if pl.now == nil {
-		pl.now = time.Now
-	}
-	pl.t0 = unixSeconds(pl.now())
-	logger := opts.Log
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	pl.srv, err = smb.NewServer(&smb.ServerConfiguration{
-		URL: "tcp://" + addr, Timeout: 60 * time.Second, MaxClients: 16,
-		Logger: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}, (*potLineHandler)(pl))
-	if err != nil {
-		return nil, fmt.Errorf("pot line server: %w", err)
-	}
-	if err := pl.srv.Start(); err != nil {
-		return nil, fmt.Errorf("pot line listen %s: %w", addr, err)
+	if err := pl.serve("pot line", opts.Log, (*potLineHandler)(pl)); err != nil {
+		return nil, err
 	}
 	return pl, nil
 }
 
-// Addr is the pot line's host:port.
-func (pl *PotLine) Addr() string { return pl.addr }
-
-// URL is the pot line's address as a config modbus.url.
-func (pl *PotLine) URL() string { return "tcp://" + pl.addr }
-
 // Handler returns the pot line's request handler, to serve it over RTU (ServeRTU).
 func (pl *PotLine) Handler() smb.RequestHandler { return (*potLineHandler)(pl) }
-
-// Close stops the server, closes its connections and releases held (slow) replies.
-func (pl *PotLine) Close() error {
-	pl.once.Do(func() { close(pl.done) })
-	return pl.srv.Stop()
-}
-
-// SetFault injects f (Fault{} clears it): slow replies, exceptions, busy. Dropped
-// connections come from a Relay in front of the server.
-func (pl *PotLine) SetFault(f Fault) {
-	pl.mu.Lock()
-	pl.fault = f
-	pl.mu.Unlock()
-}
-
-// Requests returns how many read requests of function code fn the pot line has received.
-func (pl *PotLine) Requests(fn uint8) uint64 {
-	if int(fn) >= len(pl.requests) {
-		return 0
-	}
-	return pl.requests[fn].Load()
-}
 
 // Line current and pot voltage in normal operation.
 var (
@@ -291,50 +224,13 @@ func (pl *PotLine) ValueAt(id string, t time.Time) (reading.Value, bool) {
 // potLineHandler implements smb.RequestHandler.
 type potLineHandler PotLine
 
-func (h *potLineHandler) admit(fn, unit uint8) error {
-	pl := (*PotLine)(h)
-	pl.requests[fn].Add(1)
-	if pl.unit != 0 && unit != pl.unit {
-		return smb.ErrGWTargetFailedToRespond
-	}
-	pl.mu.Lock()
-	f := pl.fault
-	if pl.fault.Count > 0 {
-		pl.fault.Count--
-		if pl.fault.Count == 0 {
-			pl.fault = Fault{}
-		}
-	}
-	pl.mu.Unlock()
-	switch f.Kind {
-	case FaultException:
-		return exceptionError(f.Code)
-	case FaultBusy:
-		return smb.ErrServerDeviceBusy
-	case FaultSlow:
-		t := time.NewTimer(f.Delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-pl.done:
-		}
-	}
-	return nil
-}
-
 func (h *potLineHandler) words(fn, unit uint8, addr, qty uint16) ([]uint16, error) {
-	if err := h.admit(fn, unit); err != nil {
-		return nil, err
-	}
-	if int(addr)+int(qty) > potLineRegisters {
-		return nil, smb.ErrIllegalDataAddress
-	}
-	regs := (*PotLine)(h).registers((*PotLine)(h).now())
-	return append([]uint16(nil), regs[addr:int(addr)+int(qty)]...), nil
+	pl := (*PotLine)(h)
+	return pl.device.words(fn, unit, addr, qty, potLineRegisters, func(t time.Time) []uint16 { r := pl.registers(t); return r[:] })
 }
 
 func (h *potLineHandler) bits(fn, unit uint8, addr, qty uint16) ([]bool, error) {
-	if err := h.admit(fn, unit); err != nil {
+	if err := (*PotLine)(h).admit(fn, unit); err != nil {
 		return nil, err
 	}
 	if int(addr)+int(qty) > Pots {
