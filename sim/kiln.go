@@ -230,7 +230,7 @@ func exceptionError(code uint8) error {
 
 func (h *kilnHandler) words(fn uint8, unit uint8, addr, qty uint16) ([]uint16, error) {
 	k := (*Kiln)(h)
-	return k.device.words(fn, unit, addr, qty, kilnRegisters, func(t time.Time) []uint16 { r := k.registers(t); return r[:] })
+	return k.words(fn, unit, addr, qty, kilnRegisters, func(t time.Time) []uint16 { r := k.registers(t); return r[:] })
 }
 
 func (h *kilnHandler) bits(fn uint8, unit uint8, addr, qty uint16) ([]bool, error) {

@@ -226,7 +226,7 @@ type potLineHandler PotLine
 
 func (h *potLineHandler) words(fn, unit uint8, addr, qty uint16) ([]uint16, error) {
 	pl := (*PotLine)(h)
-	return pl.device.words(fn, unit, addr, qty, potLineRegisters, func(t time.Time) []uint16 { r := pl.registers(t); return r[:] })
+	return pl.words(fn, unit, addr, qty, potLineRegisters, func(t time.Time) []uint16 { r := pl.registers(t); return r[:] })
 }
 
 func (h *potLineHandler) bits(fn, unit uint8, addr, qty uint16) ([]bool, error) {
