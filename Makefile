@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 SOAK_DURATION ?= 10m
 GOVULNCHECK ?= v1.9.0
 
-.PHONY: all build build-all test test-integration demo lint bench bench-modbus bench-w3 fuzz soak vulncheck tidy-check clean
+.PHONY: all build build-all test test-integration test-arm demo lint bench bench-go bench-full bench-modbus bench-w3 fuzz soak vulncheck tidy-check clean
 
 all: build
 
@@ -26,16 +26,33 @@ test:
 test-integration:
 	$(GO) test -race -tags integration -run Integration ./...
 
+# The unit tests of the pure-Go packages for the ARM gateways, under qemu-user-static
+# (Debian: apt-get install qemu-user-static); -short, no -race under emulation.
+ARM_PKGS ?= ./reading ./seal ./config ./emissions ./verify ./buffer ./collector/modbus
+test-arm:
+	GOOS=linux GOARCH=arm64 $(GO) test -short -count=1 -exec qemu-aarch64-static $(ARM_PKGS)
+	GOOS=linux GOARCH=arm GOARM=7 $(GO) test -short -count=1 -exec qemu-arm-static $(ARM_PKGS)
+
 demo:
 	$(GO) run ./cmd/mrv-agent demo --duration $(DURATION)
 
 lint:
 	$(GO) vet ./...
-	$(GO) tool -modfile=hack/tools/go.mod golangci-lint run --build-tags integration ./...
+	$(GO) tool -modfile=hack/tools/go.mod golangci-lint run --build-tags integration,soak ./...
 
 # Go benchmarks of the hot paths (seal, buffer commit, encode, verify).
-bench:
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./reading ./seal ./buffer ./verify ./cmd/mrv-agent
+
+# Reference workloads (../shared/BENCHMARKS.md) with the agent as a subprocess, Mosquitto from
+# Debian: a smoke run of W1 (25 s, 10 s outage, SIGKILL) and W3 (ingest, drain), under 5 minutes.
+bench: build
+	$(GO) run ./hack/bench -agent bin/mrv-agent -w w1,w3 -smoke
+
+# W1, W2, W3 three times each, with the 30 s outage and the SIGKILL during it; writes its
+# section of docs/benchmarks.md (machine, date, command, medians and ranges). About 15 minutes.
+bench-full: build
+	$(GO) run ./hack/bench -agent bin/mrv-agent -w w1,w2,w3 -runs 3 -doc docs/benchmarks.md
 
 # W2's Modbus part (BENCHMARKS.md): 50 devices × 50 float32 every 200 ms through the agent
 # as a subprocess to an embedded broker; 5 s warm-up + 20 s window, then it stops.

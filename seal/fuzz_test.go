@@ -19,6 +19,7 @@ func FuzzParse(f *testing.F) {
 		env, err := k.Sign([]byte{0xa1, 0x00, 0x01}, ct)
 		require.NoError(f, err)
 		f.Add(env)
+		f.Add(env[1:]) // untagged
 	}
 	f.Add([]byte{0xd2, 0x84, 0x40, 0xa0, 0xf6, 0x40})
 	f.Add([]byte{})

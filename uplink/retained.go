@@ -10,8 +10,9 @@ import (
 )
 
 // retainedGrace is how long FetchRetained waits after its SUBACK: a broker sends a retained
-// message right after the SUBACK, so silence beyond this means there is none.
-const retainedGrace = 500 * time.Millisecond
+// message right after the SUBACK, on the same connection, so silence beyond this means
+// there is none. It delays a fresh gateway's first block (W1: start to first block ≤ 0.2 s).
+const retainedGrace = 100 * time.Millisecond
 
 // ErrNoRetained is returned by FetchRetained when the topic holds no retained message.
 var ErrNoRetained = errors.New("no retained message")

@@ -25,10 +25,18 @@ func loadConfig(fs *flag.FlagSet, args []string) (*config.Config, string, error)
 }
 
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
-	cfg, _, err := loadConfig(newFlags("run", stderr), args)
+	fs := newFlags("run", stderr)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to `FILE` until the agent stops")
+	memProfile := fs.String("memprofile", "", "write an allocations profile (pprof) to `FILE` when the agent stops")
+	cfg, _, err := loadConfig(fs, args)
 	if err != nil {
 		return err
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
