@@ -22,6 +22,10 @@ import (
 // "nsu=urn:mrv-agent:sim:kiln;s=<point id>" (e.g. s=fuel_gas_flow).
 const KilnNamespace = "urn:mrv-agent:sim:kiln"
 
+// PotLineNamespace is the namespace URI of the pot line's OPC UA nodes
+// ("nsu=urn:mrv-agent:sim:potline;s=<point id>", e.g. s=line_current).
+const PotLineNamespace = "urn:mrv-agent:sim:potline"
+
 // OPCUAOptions configure an OPC UA simulator. The zero value is usable.
 type OPCUAOptions struct {
 	// Now is the clock the process values (and their source timestamps) come from. nil
@@ -59,26 +63,35 @@ type OPCUAPoint struct {
 // OPCUAPoints returns the kiln's points as OPC UA nodes. Float32 points are Float; the
 // counter with a scale (fuel_gas_total) is published scaled, as a Double; the other
 // counter is a UInt32.
-func OPCUAPoints() []OPCUAPoint {
+func OPCUAPoints() []OPCUAPoint { return opcuaPoints(kilnPoints, KilnNamespace) }
+
+// PotLineOPCUAPoints returns the pot line's points as OPC UA nodes, typed like the kiln's;
+// the anode-effect states are Boolean.
+func PotLineOPCUAPoints() []OPCUAPoint { return opcuaPoints(potLinePoints, PotLineNamespace) }
+
+func opcuaPoints(points []Point, namespace string) []OPCUAPoint {
 	var out []OPCUAPoint
-	for _, p := range kilnPoints {
+	for _, p := range points {
 		dt := "Float"
 		switch {
-		case p.Type == "uint32" && p.Scale != "":
+		case p.Type == "bool":
+			dt = "Boolean"
+		case p.Type != "float32" && p.Scale != "":
 			dt = "Double"
-		case p.Type == "uint32":
+		case p.Type != "float32":
 			dt = "UInt32"
 		}
-		out = append(out, OPCUAPoint{Point: p, Node: "nsu=" + KilnNamespace + ";s=" + p.ID, DataType: dt})
+		out = append(out, OPCUAPoint{Point: p, Node: "nsu=" + namespace + ";s=" + p.ID, DataType: dt})
 	}
 	return out
 }
 
-// OPCUAServer is the kiln on a gopcua server on loopback (security None).
+// OPCUAServer is the kiln and the pot line on a gopcua server on loopback (security None).
 type OPCUAServer struct {
 	srv    *server.Server
 	port   int
-	kiln   *Kiln // values only: no Modbus server
+	kiln   *Kiln    // values only: no Modbus server
+	pot    *PotLine // values only: no Modbus server
 	now    func() time.Time
 	nodes  []*server.Node
 	vars   []*server.Node
@@ -104,6 +117,7 @@ func StartOPCUA(host string, opts OPCUAOptions) (*OPCUAServer, error) {
 	o.kiln = &Kiln{device: device{now: o.now}}
 	o.kiln.t0 = unixSeconds(o.now())
 	o.kiln.c0 = [2]float64{12345678.9, 4567890}
+	o.pot = &PotLine{device: device{now: o.now, t0: o.kiln.t0}}
 
 	logger := opts.Log
 	if logger == nil {
@@ -141,8 +155,17 @@ func StartOPCUA(host string, opts OPCUAOptions) (*OPCUAServer, error) {
 		rn.Objects().AddRef(ns.Objects(), server.RefTypeIDOrganizes, true)
 	}
 	for _, p := range OPCUAPoints() {
-		n := ns.AddNewVariableStringNode(p.ID, o.valueFunc(p))
+		n := ns.AddNewVariableStringNode(p.ID, o.valueFunc(p, o.kiln.ValueAt))
 		ns.Objects().AddRef(n, server.RefTypeIDHasComponent, true)
+		o.nodes = append(o.nodes, n)
+	}
+	pns := server.NewNodeNameSpace(o.srv, PotLineNamespace)
+	if rn, ok := root.(*server.NodeNameSpace); ok {
+		rn.Objects().AddRef(pns.Objects(), server.RefTypeIDOrganizes, true)
+	}
+	for _, p := range PotLineOPCUAPoints() {
+		n := pns.AddNewVariableStringNode(p.ID, o.valueFunc(p, o.pot.ValueAt))
+		pns.Objects().AddRef(n, server.RefTypeIDHasComponent, true)
 		o.nodes = append(o.nodes, n)
 	}
 	for i := range opts.Variables {
@@ -221,15 +244,17 @@ func (o *OPCUAServer) dataValue(v any, at time.Time) *ua.DataValue {
 	return dv
 }
 
-func (o *OPCUAServer) valueFunc(p OPCUAPoint) func() *ua.DataValue {
+func (o *OPCUAServer) valueFunc(p OPCUAPoint, valueAt func(string, time.Time) (reading.Value, bool)) func() *ua.DataValue {
 	return func() *ua.DataValue {
 		at := o.now()
-		v, _ := o.kiln.ValueAt(p.ID, at)
+		v, _ := valueAt(p.ID, at)
 		switch p.DataType {
 		case "Float":
 			return o.dataValue(float32(v.Float64()), at)
 		case "UInt32":
 			return o.dataValue(uint32(v.Mantissa*pow10(v.Exp)), at)
+		case "Boolean":
+			return o.dataValue(v.Mantissa != 0, at)
 		}
 		return o.dataValue(v.Float64(), at)
 	}
@@ -256,6 +281,23 @@ func (o *OPCUAServer) ValueAt(id string, t time.Time) (reading.Value, bool) {
 		return v, false
 	}
 	for _, p := range OPCUAPoints() {
+		if p.ID == id && p.DataType == "Float" {
+			return reading.FromFloat32(float32(v.Float64()))
+		}
+		if p.ID == id && p.DataType == "Double" {
+			return reading.FromFloat64(v.Float64())
+		}
+	}
+	return v, true
+}
+
+// PotLineValueAt returns the exact value a client reads from pot line point id at t.
+func (o *OPCUAServer) PotLineValueAt(id string, t time.Time) (reading.Value, bool) {
+	v, ok := o.pot.ValueAt(id, t)
+	if !ok {
+		return v, false
+	}
+	for _, p := range PotLineOPCUAPoints() {
 		if p.ID == id && p.DataType == "Float" {
 			return reading.FromFloat32(float32(v.Float64()))
 		}

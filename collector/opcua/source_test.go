@@ -272,3 +272,41 @@ func TestSilentSubscriptionIsRebuilt(t *testing.T) {
 		return err == nil && len(rs) > 0
 	}, 10*time.Second, 100*time.Millisecond)
 }
+
+// TestPotLineOverOPCUA polls the simulated pot line's nodes (its own namespace on the same
+// server): every value, the anode-effect Booleans and the scaled counters included, reads
+// back exactly as the simulator computes it.
+func TestPotLineOverOPCUA(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, -1)
+	src := config.Source{
+		Name: "potline1", Kind: "opcua", Interval: config.Duration(200 * time.Millisecond), Timeout: config.Duration(100 * time.Millisecond),
+		OPCUA: &config.OPCUA{Endpoint: srv.Endpoint(), Security: "none", Auth: "anonymous", Collect: "poll",
+			PublishingInterval: config.Duration(200 * time.Millisecond), QueueSize: 10},
+	}
+	for _, p := range sim.PotLineOPCUAPoints() {
+		src.Tags = append(src.Tags, config.Tag{ID: p.ID, Unit: p.Unit, Kind: p.Kind, Node: p.Node, Timestamp: "source"})
+	}
+	s, err := opcua.New(src, nil, opcua.Options{ConnectTimeout: 3 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var rs []reading.Reading
+	for range 40 { // the first Reads may only start the connection
+		if rs, err = s.Read(ctx); err == nil {
+			break
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	require.Len(t, rs, len(sim.PotLineOPCUAPoints()))
+	for i, p := range sim.PotLineOPCUAPoints() {
+		r := rs[i]
+		require.Equal(t, "potline1."+p.ID, r.Tag)
+		require.True(t, r.HasValue, r.Tag)
+		want, ok := srv.PotLineValueAt(p.ID, r.Timestamp())
+		require.True(t, ok)
+		require.Zero(t, want.Cmp(r.Value), "%s: got %s want %s", r.Tag, r.Value, want)
+	}
+}
