@@ -31,6 +31,7 @@ type options struct {
 	outage    time.Duration
 	w2Window  time.Duration
 	w2UA      int // OPC UA servers of W2
+	w2Modbus  int // Modbus devices of W2
 	w3Max     int
 	doc       string
 	profile   string // directory for CPU profiles of W1/W2 agents
@@ -48,6 +49,7 @@ func main() {
 	flag.DurationVar(&o.outage, "outage", 30*time.Second, "W1 broker outage (and the outage the SIGKILL happens in)")
 	flag.DurationVar(&o.w2Window, "w2-window", 30*time.Second, "W2 steady window (after 10 s)")
 	flag.IntVar(&o.w2UA, "w2-opcua-servers", 15, "OPC UA servers sharing W2's 7,500 items")
+	flag.IntVar(&o.w2Modbus, "w2-modbus-devices", 50, "W2's Modbus devices (0: W2's OPC UA part alone)")
 	flag.IntVar(&o.w3Max, "w3-max", 150000, "W3 offered rate for the \"max\" run")
 	flag.StringVar(&o.doc, "doc", "", "write the results as a section of this markdown file")
 	flag.StringVar(&o.profile, "profile", "", "directory to write W1/W2 agent CPU and allocation profiles into")
