@@ -133,13 +133,60 @@ func (d *device) admit(fn, unit uint8) error {
 	return nil
 }
 
-// words answers a register read of a device whose table is regs(now), size words.
-func (d *device) words(fn, unit uint8, addr, qty uint16, size int, regs func(time.Time) []uint16) ([]uint16, error) {
-	if err := d.admit(fn, unit); err != nil {
+// handler implements smb.RequestHandler for a simulated device: read-only registers
+// (holding and input registers mirror each other) and bits (coils and discrete inputs
+// mirror each other), every request counted and passed through the injected fault.
+type handler struct {
+	d        *device
+	size     int                           // registers in the table
+	regs     func(time.Time) []uint16      // the table at an instant
+	bitCount int                           // bits served
+	bit      func(i int, t time.Time) bool // bit i at an instant
+}
+
+func (h *handler) words(fn, unit uint8, addr, qty uint16) ([]uint16, error) {
+	if err := h.d.admit(fn, unit); err != nil {
 		return nil, err
 	}
-	if int(addr)+int(qty) > size {
+	if int(addr)+int(qty) > h.size {
 		return nil, smb.ErrIllegalDataAddress
 	}
-	return append([]uint16(nil), regs(d.now())[addr:int(addr)+int(qty)]...), nil
+	return append([]uint16(nil), h.regs(h.d.now())[addr:int(addr)+int(qty)]...), nil
+}
+
+func (h *handler) bits(fn, unit uint8, addr, qty uint16) ([]bool, error) {
+	if err := h.d.admit(fn, unit); err != nil {
+		return nil, err
+	}
+	if int(addr)+int(qty) > h.bitCount {
+		return nil, smb.ErrIllegalDataAddress
+	}
+	t := h.d.now()
+	out := make([]bool, qty)
+	for i := range out {
+		out[i] = h.bit(int(addr)+i, t)
+	}
+	return out, nil
+}
+
+func (h *handler) HandleCoils(req *smb.CoilsRequest) ([]bool, error) {
+	if req.IsWrite {
+		return nil, smb.ErrIllegalFunction
+	}
+	return h.bits(1, req.UnitId, req.Addr, req.Quantity)
+}
+
+func (h *handler) HandleDiscreteInputs(req *smb.DiscreteInputsRequest) ([]bool, error) {
+	return h.bits(2, req.UnitId, req.Addr, req.Quantity)
+}
+
+func (h *handler) HandleHoldingRegisters(req *smb.HoldingRegistersRequest) ([]uint16, error) {
+	if req.IsWrite {
+		return nil, smb.ErrIllegalFunction
+	}
+	return h.words(3, req.UnitId, req.Addr, req.Quantity)
+}
+
+func (h *handler) HandleInputRegisters(req *smb.InputRegistersRequest) ([]uint16, error) {
+	return h.words(4, req.UnitId, req.Addr, req.Quantity)
 }

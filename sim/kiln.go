@@ -105,7 +105,7 @@ func StartKiln(addr string, opts KilnOptions) (*Kiln, error) {
 	if k.c0[1] == 0 {
 		k.c0[1] = 4567890
 	}
-	if err := k.serve("kiln", opts.Log, (*kilnHandler)(k)); err != nil {
+	if err := k.serve("kiln", opts.Log, k.handler()); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -203,9 +203,6 @@ func (k *Kiln) registers(t time.Time) [kilnRegisters]uint16 {
 	return r
 }
 
-// kilnHandler implements smb.RequestHandler.
-type kilnHandler Kiln
-
 func exceptionError(code uint8) error {
 	switch code {
 	case 1:
@@ -228,39 +225,9 @@ func exceptionError(code uint8) error {
 	return smb.ErrServerDeviceFailure
 }
 
-func (h *kilnHandler) words(fn uint8, unit uint8, addr, qty uint16) ([]uint16, error) {
-	k := (*Kiln)(h)
-	return k.words(fn, unit, addr, qty, kilnRegisters, func(t time.Time) []uint16 { r := k.registers(t); return r[:] })
-}
-
-func (h *kilnHandler) bits(fn uint8, unit uint8, addr, qty uint16) ([]bool, error) {
-	if err := (*Kiln)(h).admit(fn, unit); err != nil {
-		return nil, err
-	}
-	if int(addr)+int(qty) > 1 {
-		return nil, smb.ErrIllegalDataAddress
-	}
-	return []bool{true}, nil
-}
-
-func (h *kilnHandler) HandleCoils(req *smb.CoilsRequest) ([]bool, error) {
-	if req.IsWrite {
-		return nil, smb.ErrIllegalFunction
-	}
-	return h.bits(1, req.UnitId, req.Addr, req.Quantity)
-}
-
-func (h *kilnHandler) HandleDiscreteInputs(req *smb.DiscreteInputsRequest) ([]bool, error) {
-	return h.bits(2, req.UnitId, req.Addr, req.Quantity)
-}
-
-func (h *kilnHandler) HandleHoldingRegisters(req *smb.HoldingRegistersRequest) ([]uint16, error) {
-	if req.IsWrite {
-		return nil, smb.ErrIllegalFunction
-	}
-	return h.words(3, req.UnitId, req.Addr, req.Quantity)
-}
-
-func (h *kilnHandler) HandleInputRegisters(req *smb.InputRegistersRequest) ([]uint16, error) {
-	return h.words(4, req.UnitId, req.Addr, req.Quantity)
+// handler serves the kiln's register table and its one "running" bit (always on).
+func (k *Kiln) handler() *handler {
+	return &handler{d: &k.device, size: kilnRegisters, bitCount: 1,
+		regs: func(t time.Time) []uint16 { r := k.registers(t); return r[:] },
+		bit:  func(int, time.Time) bool { return true }}
 }

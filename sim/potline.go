@@ -85,14 +85,14 @@ func StartPotLine(addr string, opts PotLineOptions) (*PotLine, error) {
 	if err := pl.init("pot line", addr, opts.Now, opts.UnitID); err != nil {
 		return nil, err
 	}
-	if err := pl.serve("pot line", opts.Log, (*potLineHandler)(pl)); err != nil {
+	if err := pl.serve("pot line", opts.Log, pl.handler()); err != nil {
 		return nil, err
 	}
 	return pl, nil
 }
 
 // Handler returns the pot line's request handler, to serve it over RTU (ServeRTU).
-func (pl *PotLine) Handler() smb.RequestHandler { return (*potLineHandler)(pl) }
+func (pl *PotLine) Handler() smb.RequestHandler { return pl.handler() }
 
 // Line current and pot voltage in normal operation.
 var (
@@ -221,48 +221,9 @@ func (pl *PotLine) ValueAt(id string, t time.Time) (reading.Value, bool) {
 	return reading.Value{}, false
 }
 
-// potLineHandler implements smb.RequestHandler.
-type potLineHandler PotLine
-
-func (h *potLineHandler) words(fn, unit uint8, addr, qty uint16) ([]uint16, error) {
-	pl := (*PotLine)(h)
-	return pl.words(fn, unit, addr, qty, potLineRegisters, func(t time.Time) []uint16 { r := pl.registers(t); return r[:] })
-}
-
-func (h *potLineHandler) bits(fn, unit uint8, addr, qty uint16) ([]bool, error) {
-	if err := (*PotLine)(h).admit(fn, unit); err != nil {
-		return nil, err
-	}
-	if int(addr)+int(qty) > Pots {
-		return nil, smb.ErrIllegalDataAddress
-	}
-	pl := (*PotLine)(h)
-	t := pl.now()
-	out := make([]bool, qty)
-	for i := range out {
-		out[i] = pl.AnodeEffect(int(addr)+i, t)
-	}
-	return out, nil
-}
-
-func (h *potLineHandler) HandleCoils(req *smb.CoilsRequest) ([]bool, error) {
-	if req.IsWrite {
-		return nil, smb.ErrIllegalFunction
-	}
-	return h.bits(1, req.UnitId, req.Addr, req.Quantity)
-}
-
-func (h *potLineHandler) HandleDiscreteInputs(req *smb.DiscreteInputsRequest) ([]bool, error) {
-	return h.bits(2, req.UnitId, req.Addr, req.Quantity)
-}
-
-func (h *potLineHandler) HandleHoldingRegisters(req *smb.HoldingRegistersRequest) ([]uint16, error) {
-	if req.IsWrite {
-		return nil, smb.ErrIllegalFunction
-	}
-	return h.words(3, req.UnitId, req.Addr, req.Quantity)
-}
-
-func (h *potLineHandler) HandleInputRegisters(req *smb.InputRegistersRequest) ([]uint16, error) {
-	return h.words(4, req.UnitId, req.Addr, req.Quantity)
+// handler serves the pot line's register table and its per-pot anode-effect bits.
+func (pl *PotLine) handler() *handler {
+	return &handler{d: &pl.device, size: potLineRegisters, bitCount: Pots,
+		regs: func(t time.Time) []uint16 { r := pl.registers(t); return r[:] },
+		bit:  pl.AnodeEffect}
 }

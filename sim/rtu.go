@@ -18,7 +18,7 @@ import (
 type RTUUnits map[uint8]smb.RequestHandler
 
 // Handler returns the kiln's request handler, to serve it over RTU (ServeRTU).
-func (k *Kiln) Handler() smb.RequestHandler { return (*kilnHandler)(k) }
+func (k *Kiln) Handler() smb.RequestHandler { return k.handler() }
 
 // ServeRTU is a Modbus RTU slave (functions 1 to 4) on a byte stream: a pseudo-terminal
 // in tests, or a connection of an RTU-over-TCP gateway. It models a real device: it handles
