@@ -3,6 +3,7 @@ package buffer
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
@@ -177,6 +178,11 @@ func (s *Store) Commit(t Tick) error {
 	}
 	s.live = liveAfter
 	s.droppedN += uint64(nDropped)
+	for _, d := range dropped {
+		s.lastDrop[d.Stream] = d
+		// An extended run supersedes a pending one with the same start (same key on disk).
+		s.pendD = slices.DeleteFunc(s.pendD, func(p gapRange) bool { return p.Stream == d.Stream && p.FirstSeq == d.FirstSeq })
+	}
 	s.pendD = append(s.pendD, dropped...)
 	s.takenKeys = s.takenKeys[nTaken:]
 	s.mu.Unlock()
@@ -385,8 +391,30 @@ func (s *Store) deleteTx(tx *bolt.Tx, dels []delEntry, nowNs int64) ([]gapRange,
 		}
 	}
 	gb := tx.Bucket(bucketGaps)
-	for _, g := range dropped {
-		if err := gb.Put(gapKey(gapDropped, g.Stream, g.FirstSeq), encodeGap(g, nowNs)); err != nil {
+	last := make(map[string]gapRange)
+	for i := range dropped {
+		g := &dropped[i]
+		// A run that starts right after the stream's previous dropped run may hold the block
+		// carrying that run's gap-seq record (sealed after it, so the oldest unpublished
+		// block then): declare the union, or the earlier declaration could be lost with it.
+		// When that block survives, the verifier merely sees overlapping declarations.
+		prev, ok := last[g.Stream]
+		if !ok {
+			prev, ok = s.lastDrop[g.Stream]
+		}
+		if ok && prev.LastSeq+1 == g.FirstSeq {
+			g.FirstSeq = prev.FirstSeq
+		}
+		if ok {
+			if err := gb.Delete(gapKey(gapLastDrop, prev.Stream, prev.FirstSeq)); err != nil {
+				return nil, fmt.Errorf("forget last dropped run: %w", err)
+			}
+		}
+		if err := gb.Put(gapKey(gapLastDrop, g.Stream, g.FirstSeq), encodeGap(*g, nowNs)); err != nil {
+			return nil, fmt.Errorf("record last dropped run: %w", err)
+		}
+		last[g.Stream] = *g
+		if err := gb.Put(gapKey(gapDropped, g.Stream, g.FirstSeq), encodeGap(*g, nowNs)); err != nil {
 			return nil, fmt.Errorf("record dropped gap: %w", err)
 		}
 	}

@@ -47,6 +47,10 @@ const (
 const (
 	gapQuarantined byte = 'q'
 	gapDropped     byte = 'd'
+	// gapLastDrop is the last run of a stream dropped for MaxBytes, declared or not: a
+	// later drop that continues it declares the union, because the block that carried
+	// the earlier declaration may be among the blocks dropped now.
+	gapLastDrop byte = 'l'
 )
 
 // Quarantine reasons.

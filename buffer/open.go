@@ -70,6 +70,7 @@ func (s *Store) load() (err error) {
 	s.index = make(map[string][]entry)
 	s.live, s.quarantined, s.droppedN = 0, 0, 0
 	s.pendQ, s.pendD, s.takenKeys = nil, nil, nil
+	s.lastDrop = make(map[string]gapRange)
 	var epoch uint64
 	var bad []badRun
 
@@ -114,6 +115,10 @@ func (s *Store) load() (err error) {
 					s.pendQ = append(s.pendQ, g)
 				case kind == gapDropped:
 					s.pendD = append(s.pendD, g)
+				case kind == gapLastDrop:
+					if old, ok := s.lastDrop[g.Stream]; !ok || g.LastSeq > old.LastSeq {
+						s.lastDrop[g.Stream] = g
+					}
 				}
 				return nil
 			})

@@ -39,33 +39,66 @@ func TestRetentionByAge(t *testing.T) {
 	require.Equal(t, 1, s.Stats().Streams["u"].Blocks)
 }
 
-func TestRetentionByMaxBytes(t *testing.T) {
-	const size = blockHeaderLen + 100
-	clk := newClock()
-	path := dbPath(t)
-	opts := Options{MaxBytes: 5 * size, Now: clk.Now, Logger: testLogger(t)}
-	s, err := Open(path, opts)
+// capped is a store with MaxBytes of a few test blocks and a clock that ticks per commit.
+type capped struct {
+	t    *testing.T
+	s    *Store
+	clk  *clock
+	path string
+	opts Options
+}
+
+const cappedBlock = blockHeaderLen + 100
+
+func newCapped(t *testing.T, blocks int64) *capped {
+	c := &capped{t: t, clk: newClock(), path: dbPath(t)}
+	c.opts = Options{MaxBytes: blocks * cappedBlock, Now: c.clk.Now, Logger: testLogger(t)}
+	var err error
+	c.s, err = Open(c.path, c.opts)
 	require.NoError(t, err)
-	a, b, c := newChain("a", 0, 100), newChain("b", 0, 100), newChain("c", 0, 100)
-	hash := func(ch *chain, seq uint64) [32]byte { return sha256.Sum256(mustPayload(t, ch, seq)) }
-	commit := func(chains []*chain, n map[*chain]int) {
-		t.Helper()
-		tk := Tick{Heads: map[string]Head{}}
-		for _, ch := range chains {
-			for range n[ch] {
-				tk.Blocks = append(tk.Blocks, ch.block(1))
-			}
-			tk.Heads[ch.stream] = ch.head
+	return c
+}
+
+// commit commits n[ch] new blocks of each chain, in the order of chains.
+func (c *capped) commit(chains []*chain, n map[*chain]int) {
+	c.t.Helper()
+	tk := Tick{Heads: map[string]Head{}}
+	for _, ch := range chains {
+		for range n[ch] {
+			tk.Blocks = append(tk.Blocks, ch.block(1))
 		}
-		require.NoError(t, s.Commit(tk))
-		clk.Advance(time.Second)
+		tk.Heads[ch.stream] = ch.head
 	}
+	require.NoError(c.t, c.s.Commit(tk))
+	c.clk.Advance(time.Second)
+}
+
+func (c *capped) hash(ch *chain, seq uint64) [32]byte {
+	return sha256.Sum256(mustPayload(c.t, ch, seq))
+}
+
+// reopen closes the store (if open) and opens it again, closing it at the end of the test.
+func (c *capped) reopen() {
+	c.t.Helper()
+	require.NoError(c.t, c.s.Close())
+	var err error
+	c.s, err = Open(c.path, c.opts)
+	require.NoError(c.t, err)
+	c.t.Cleanup(func() { require.NoError(c.t, c.s.Close()) })
+}
+
+func TestRetentionByMaxBytes(t *testing.T) {
+	const size = cappedBlock
+	c := newCapped(t, 5)
+	a, b, cc := newChain("a", 0, 100), newChain("b", 0, 100), newChain("c", 0, 100)
+	hash, commit := c.hash, c.commit
 	blocks := func(stream string) []uint64 {
 		t.Helper()
-		got, err := s.Next(stream, 0, 100)
+		got, err := c.s.Next(stream, 0, 100)
 		require.NoError(t, err)
 		return seqs(got)
 	}
+	s := c.s
 
 	commit([]*chain{a, b}, map[*chain]int{a: 1, b: 1}) // a0 b0
 	commit([]*chain{a, b}, map[*chain]int{a: 1, b: 1}) // a1 b1
@@ -86,22 +119,49 @@ func TestRetentionByMaxBytes(t *testing.T) {
 	require.Equal(t, uint64(2), s.Stats().Dropped)
 
 	// A tick alone bigger than the cap: everything older goes, the tick itself stays (soft cap).
-	commit([]*chain{c}, map[*chain]int{c: 6})
+	commit([]*chain{cc}, map[*chain]int{cc: 6})
 	require.Empty(t, blocks("a"))
 	require.Empty(t, blocks("b"))
 	require.Equal(t, []uint64{0, 1, 2, 3, 4, 5}, blocks("c"))
 	require.Equal(t, int64(6*size), s.Stats().LiveBytes)
-	require.NoError(t, s.Close()) // not taken yet: persisted for the next start
-
-	s, err = Open(path, opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	require.Equal(t, []Dropped{
+	c.reopen() // not taken yet: persisted for the next start
+	s = c.s
+	require.ElementsMatch(t, []Dropped{
 		{Stream: "a", FirstSeq: 2, LastSeq: 2, LastHash: hash(a, 2)},
-		{Stream: "b", FirstSeq: 2, LastSeq: 5, LastHash: hash(b, 5)},
+		// b0..b1 were declared already, but b2 (which would carry that declaration) went
+		// too: the run continues the last one, so it is declared whole.
+		{Stream: "b", FirstSeq: 0, LastSeq: 5, LastHash: hash(b, 5)},
 	}, s.TakeDropped())
 	require.Equal(t, int64(6*size), s.Stats().LiveBytes, "live bytes recomputed at open")
 	heads := s.Heads()
 	require.Equal(t, uint64(6), heads["b"].NextSeq, "heads are not rewound by drops")
 	require.Equal(t, uint64(2), heads["a"].Published)
+}
+
+// TestDroppedRunContinuesDeclaredRun is the case where the block that carries a drop's
+// declaration is itself dropped before it is published, across a restart: the new run must
+// declare the earlier one too, or those seqs would be missing with no declaration left.
+func TestDroppedRunContinuesDeclaredRun(t *testing.T) {
+	c := newCapped(t, 3)
+	a, b := newChain("a", 0, 100), newChain("b", 0, 100)
+	commit := func(ch *chain, n int) { t.Helper(); c.commit([]*chain{ch}, map[*chain]int{ch: n}) }
+	dropped := func(ch *chain, first, last uint64) []Dropped {
+		return []Dropped{{Stream: ch.stream, FirstSeq: first, LastSeq: last, LastHash: c.hash(ch, last)}}
+	}
+
+	commit(a, 3) // a0..a2: at the cap
+	commit(a, 2) // a3 a4: a0 a1 dropped
+	require.Equal(t, dropped(a, 0, 1), c.s.TakeDropped())
+	commit(a, 1) // a5 "carries" the declaration; a2 dropped
+	require.Equal(t, dropped(a, 0, 2), c.s.TakeDropped(), "continues a0..a1: declared whole")
+
+	c.reopen()
+	commit(a, 1) // a6: a3 dropped, still continuing the run across the restart
+	require.Equal(t, dropped(a, 0, 3), c.s.TakeDropped())
+
+	c.s.MarkPublished("a", 4) // a4 published: the next drop does not continue the run
+	c.commit([]*chain{b}, map[*chain]int{b: 3})
+	require.Equal(t, dropped(a, 5, 6), c.s.TakeDropped())
+	commit(b, 1)
+	require.Equal(t, dropped(b, 0, 0), c.s.TakeDropped(), "another stream's run is its own")
 }

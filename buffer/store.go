@@ -98,7 +98,8 @@ type Store struct {
 	droppedN    uint64 // blocks dropped for MaxBytes since Open
 	pendQ       []gapRange
 	pendD       []gapRange
-	takenKeys   [][]byte // gaps handed out by Take*, deleted by the next Commit
+	takenKeys   [][]byte            // gaps handed out by Take*, deleted by the next Commit
+	lastDrop    map[string]gapRange // per stream, the last run dropped for MaxBytes (writer-owned)
 	closed      bool
 }
 
