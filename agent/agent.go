@@ -107,6 +107,7 @@ type stream struct {
 	downSince  time.Time
 	lastTime   map[string]int64 // latest reading time per tag
 	lost       pendingLoss      // readings dropped at the pending cap while commits failed
+	gotData    bool             // a batch with readings arrived since the start
 }
 
 // New opens the key and the buffer, plans the sources and prepares every stream; it starts
@@ -337,7 +338,13 @@ func (a *Agent) pipeline(batches <-chan collector.Batch) error {
 			if !ok {
 				return a.flush()
 			}
-			a.accept(b)
+			// A stream's first readings since the start are sealed at once rather than at
+			// the next tick: a start shows live data within milliseconds of the first poll.
+			if a.accept(b) {
+				if err := a.tick(); err != nil {
+					return err
+				}
+			}
 		case p := <-a.resendReqs:
 			a.handleResend(p, a.now())
 		case <-t.C:
@@ -371,12 +378,16 @@ func (a *Agent) hasPending() bool {
 
 // accept turns a poll's readings into pending records of its stream and tracks the
 // source's outages: when a source comes back after more than one interval down, a gap-time
-// record (reason source-down) declares the time without data.
-func (a *Agent) accept(b collector.Batch) {
+// record (reason source-down) declares the time without data. It reports whether the batch
+// holds the stream's first readings since the start.
+func (a *Agent) accept(b collector.Batch) (first bool) {
 	st, ok := a.streams[b.Source]
 	if !ok {
 		a.log.Error("batch from unknown source", "source", b.Source)
-		return
+		return false
+	}
+	if len(b.Readings) > 0 && !st.gotData {
+		st.gotData, first = true, true
 	}
 	switch {
 	case b.Err != nil && !st.down:
@@ -402,6 +413,7 @@ func (a *Agent) accept(b collector.Batch) {
 	if a.commitsStalled() {
 		a.capPending(st)
 	}
+	return first
 }
 
 // tick seals every stream's pending records (and heartbeats where a stream was idle) into

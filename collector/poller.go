@@ -87,10 +87,13 @@ func (p *Poller) Health() Health {
 // next poll is due; if out is still full then, the batch is dropped and counted in
 // Health.Missed (the pipeline lags). Run does not close out: several pollers may share it.
 func (p *Poller) Run(ctx context.Context, out chan<- Batch) error {
-	next := p.align(time.Now())
-	onSchedule := true // next is an aligned tick, not a backoff retry
-	failures := 0      // consecutive failed polls
-	timer := time.NewTimer(time.Until(next))
+	// The first poll happens at once, so that a start delivers readings without waiting up
+	// to an interval for the first aligned tick; the schedule is aligned from the second on.
+	next := time.Now()
+	first := true       // next is the first poll, unaligned
+	onSchedule := false // next is an aligned tick, not the first poll or a backoff retry
+	failures := 0       // consecutive failed polls
+	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
@@ -111,13 +114,18 @@ func (p *Poller) Run(ctx context.Context, out chan<- Batch) error {
 		} else {
 			failures = 0
 			next = p.align(now)
-			if onSchedule {
-				if skipped := next.Sub(scheduled)/p.interval - 1; skipped > 0 {
+			due := scheduled
+			if first { // the ticks due after it are the aligned ones from align(scheduled) on
+				due = p.align(scheduled).Add(-p.interval)
+			}
+			if onSchedule || first {
+				if skipped := next.Sub(due)/p.interval - 1; skipped > 0 {
 					p.addMissed(uint64(skipped))
 				}
 			}
 			onSchedule = true
 		}
+		first = false
 		p.record(b)
 		if !p.send(ctx, out, b, next) {
 			if ctx.Err() != nil {

@@ -117,12 +117,13 @@ func TestPollerAlignedSchedule(t *testing.T) {
 		p := collector.NewPoller(src, time.Second, 500*time.Millisecond, nil)
 		out := make(chan collector.Batch, 10)
 		stop := start(t, p, out)
-		for i := 1; i <= 3; i++ {
+		// The first poll at once, then on the whole seconds.
+		for i, want := range []time.Duration{300 * time.Millisecond, time.Second, 2 * time.Second} {
 			b := <-out
 			require.NoError(t, b.Err)
 			require.Equal(t, "fake", b.Source)
 			require.Len(t, b.Readings, 1)
-			require.Equal(t, epoch.Add(time.Duration(i)*time.Second), b.Start, "poll %d", i)
+			require.Equal(t, epoch.Add(want), b.Start, "poll %d", i)
 		}
 		stop()
 		h := p.Health()
@@ -130,7 +131,7 @@ func TestPollerAlignedSchedule(t *testing.T) {
 		require.Equal(t, uint64(3), h.Polls)
 		require.Zero(t, h.Failures)
 		require.Zero(t, h.Missed)
-		require.Equal(t, epoch.Add(3*time.Second), h.LastSuccess)
+		require.Equal(t, epoch.Add(2*time.Second), h.LastSuccess)
 	})
 }
 
@@ -176,7 +177,7 @@ func TestPollerBackoffAndRecovery(t *testing.T) {
 		synctest.Wait()
 		h := p.Health()
 		require.False(t, h.Up)
-		require.Equal(t, time.Unix(946684801, 0).UTC(), h.DownSince.UTC(), "the first poll, at the first tick")
+		require.Equal(t, time.Unix(946684800, 0).UTC(), h.DownSince.UTC(), "the first poll, at once")
 		require.Equal(t, h.Polls, h.Failures)
 
 		back = time.Now()
@@ -212,7 +213,7 @@ func TestPollerBackoffAndRecovery(t *testing.T) {
 		require.Equal(t, []string{"WARN source down", "INFO source back"}, rec.messages())
 		v, ok := rec.attr("source back", "outage_seconds")
 		require.True(t, ok)
-		require.InDelta(t, first.Start.Sub(time.Unix(946684801, 0)).Seconds(), v.Float64(), 1e-9)
+		require.InDelta(t, first.Start.Sub(time.Unix(946684800, 0)).Seconds(), v.Float64(), 1e-9)
 		h = p.Health()
 		require.True(t, h.Up)
 		require.True(t, h.DownSince.IsZero())
@@ -246,15 +247,15 @@ func TestPollerMissedWhenPipelineLags(t *testing.T) {
 		time.Sleep(5*time.Second + 500*time.Millisecond)
 		synctest.Wait()
 		h := p.Health()
-		require.Equal(t, uint64(5), h.Polls)
-		require.Equal(t, uint64(4), h.Missed, "polls 1-4 were dropped when the next was due; poll 5 still waits")
+		require.Equal(t, uint64(6), h.Polls)
+		require.Equal(t, uint64(5), h.Missed, "polls 0-4 were dropped when the next was due; poll 5 still waits")
 
 		b := <-out
 		require.Equal(t, time.Unix(946684805, 0).UTC(), b.Start.UTC(), "a slow reader gets the batch it waited for")
 		b = <-out
 		require.Equal(t, time.Unix(946684806, 0).UTC(), b.Start.UTC())
 		stop()
-		require.Equal(t, uint64(4), p.Health().Missed)
+		require.Equal(t, uint64(5), p.Health().Missed)
 		require.Equal(t, []string{"INFO source up", "WARN pipeline lagging, batch dropped", "INFO pipeline caught up"}, rec.messages())
 	})
 }
@@ -274,7 +275,7 @@ func TestPollerOverrunSkipsTicks(t *testing.T) {
 		stop()
 		require.Equal(t, 2500*time.Millisecond, b1.Duration)
 		require.Equal(t, b1.Start.Add(3*time.Second), b2.Start, "next aligned tick after the overrun")
-		require.Equal(t, uint64(2), p.Health().Missed, "ticks at +1 s and +2 s were skipped")
+		require.Equal(t, uint64(2), p.Health().Missed, "ticks at +1 s and +2 s were skipped (the first poll is at once, at +0)")
 	})
 }
 
