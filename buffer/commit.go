@@ -187,6 +187,13 @@ func (s *Store) Commit(t Tick) error {
 	s.takenKeys = s.takenKeys[nTaken:]
 	s.mu.Unlock()
 
+	written := 0
+	for _, b := range blocks {
+		written += len(b.value)
+	}
+	if s.rel.touched(written) {
+		s.releaseMapped()
+	}
 	for _, d := range dropped {
 		s.log.Warn("buffer full, unpublished blocks dropped", "stream", d.Stream, "first_seq", d.FirstSeq, "last_seq", d.LastSeq)
 	}

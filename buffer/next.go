@@ -138,6 +138,13 @@ func (s *Store) Next(stream string, from uint64, max int) ([]reading.Envelope, e
 	if len(bad) > 0 {
 		s.quarantine(bad)
 	}
+	n := 0
+	for _, e := range out {
+		n += len(e.Bytes)
+	}
+	if s.rel.touched(n) {
+		s.releaseMapped()
+	}
 	return out, nil
 }
 

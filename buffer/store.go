@@ -83,6 +83,7 @@ type Store struct {
 	epoch    uint64
 
 	recoveredPath string
+	rel           released // bytes through the mapping since its pages were last released
 
 	// writeMu serialises the store's write transactions (Commit and quarantine moves) so
 	// that the in-memory index only changes in the order the transactions commit.

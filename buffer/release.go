@@ -1,0 +1,44 @@
+package buffer
+
+import (
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// releaseAfter is how many bytes of block values the store reads or writes between two
+// releases of the file's mapped pages.
+const releaseAfter = 1 << 20
+
+// released counts the bytes read or written since the mapped pages were last released.
+type released struct{ n atomic.Int64 }
+
+// touched adds n bytes read or written through the mapping and reports whether the pages
+// are due for release.
+func (r *released) touched(n int) bool {
+	if r.n.Add(int64(n)) < releaseAfter {
+		return false
+	}
+	r.n.Store(0)
+	return true
+}
+
+// releaseMapped drops the agent's mappings of the buffer file's pages (the page cache keeps
+// them; a later read maps them again). bbolt reads through a shared read-only mmap, so
+// every block read for publishing stays mapped in the process and counts in its RSS, which
+// would then grow with the backlog an outage leaves, and stay there. Released every
+// releaseAfter bytes read or written, the mapped part stays around the pages in use: the
+// meta pages, the branch pages and the leaves being appended to.
+//
+// It runs inside a read transaction, which holds bbolt's mmap lock: the mapping cannot be
+// replaced (remapped to a larger size) while its address is used. Only whole pages of the
+// file are released, the part of the mapping the file covers.
+func (s *Store) releaseMapped() {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		info := tx.DB().Info()
+		if err := dontNeed(info.Data, uintptr(tx.Size())); err != nil {
+			s.log.Debug("release mapped buffer pages", "err", err)
+		}
+		return nil
+	})
+}
