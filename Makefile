@@ -7,12 +7,17 @@ FUZZTIME ?= 30s
 SOAK_DURATION ?= 10m
 GOVULNCHECK ?= v1.9.0
 
-.PHONY: all build build-all test test-integration test-arm demo lint bench bench-go bench-full bench-modbus bench-w3 fuzz soak vulncheck tidy-check clean
+.PHONY: all build build-gateway build-all test test-integration test-arm demo lint bench bench-go bench-full bench-modbus bench-w3 fuzz soak vulncheck tidy-check clean
 
 all: build
 
+# One static binary (no libc: CGO off), with the demo.
 build:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mrv-agent ./cmd/mrv-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mrv-agent ./cmd/mrv-agent
+
+# The gateway build: without the demo's simulators and embedded broker (-tags nodemo).
+build-gateway:
+	CGO_ENABLED=0 $(GO) build -tags nodemo -trimpath -ldflags "$(LDFLAGS)" -o bin/mrv-agent-gateway ./cmd/mrv-agent
 
 # Static binaries for the gateways: linux/amd64, linux/arm64 and linux/arm (GOARM=7).
 build-all:
@@ -46,18 +51,18 @@ bench-go:
 
 # Reference workloads (../shared/BENCHMARKS.md) with the agent as a subprocess, Mosquitto from
 # Debian: a smoke run of W1 (25 s, 10 s outage, SIGKILL) and W3 (ingest, drain), under 5 minutes.
-bench: build
-	$(GO) run ./hack/bench -agent bin/mrv-agent -w w1,w3 -smoke
+bench: build-gateway
+	$(GO) run ./hack/bench -agent bin/mrv-agent-gateway -w w1,w3 -smoke
 
 # W1, W2, W3 three times each, with the 30 s outage and the SIGKILL during it; writes its
 # section of docs/benchmarks.md (machine, date, command, medians and ranges). About 15 minutes.
-bench-full: build
-	$(GO) run ./hack/bench -agent bin/mrv-agent -w w1,w2,w3 -runs 3 -doc docs/benchmarks.md
+bench-full: build-gateway
+	$(GO) run ./hack/bench -agent bin/mrv-agent-gateway -w w1,w2,w3 -runs 3 -doc docs/benchmarks.md
 
 # W2's Modbus part (BENCHMARKS.md): 50 devices × 50 float32 every 200 ms through the agent
 # as a subprocess to an embedded broker; 5 s warm-up + 20 s window, then it stops.
-bench-modbus: build
-	$(GO) run ./hack/bench/modbus -agent bin/mrv-agent
+bench-modbus: build-gateway
+	$(GO) run ./hack/bench/modbus -agent bin/mrv-agent-gateway
 
 # W3-like (docs/benchmarks.md): synthetic source -> seal -> fsync'd bbolt -> Mosquitto PUBACK,
 # in process; ingest, 1M-reading backlog drain, RSS over an outage (MRV_BENCH_OUTAGE, default 2m).

@@ -13,9 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mrv-agent/mrv-agent/config"
@@ -63,7 +60,6 @@ type Server struct {
 	now  func() time.Time
 	ln   net.Listener
 	hist *history
-	reg  *prometheus.Registry
 	mux  *http.ServeMux
 	// authHash is SHA-256 of "username:password"; nil means no authentication.
 	authHash []byte
@@ -131,16 +127,11 @@ func New(cfg Config, p Provider) (*Server, error) {
 		h := sha256.Sum256([]byte(cfg.Username + ":" + cfg.Password.Reveal()))
 		s.authHash = h[:]
 	}
-	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{s: s})
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.mux.HandleFunc("GET /status", s.serveStatus)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
 	s.mux.HandleFunc("GET /{$}", s.servePage)
 	return s, nil
 }
