@@ -109,7 +109,7 @@ func (s *Store) Commit(t Tick) error {
 			if err != nil {
 				return fmt.Errorf("bucket %q: %w", b.stream, err)
 			}
-			if err := sb.Put(seqKey(b.first), b.value); err != nil {
+			if err := putBlock(sb, seqKey(b.first), b.value); err != nil {
 				return fmt.Errorf("put block %q %d: %w", b.stream, b.first, err)
 			}
 		}
@@ -380,7 +380,7 @@ func (s *Store) deleteTx(tx *bolt.Tx, dels []delEntry, nowNs int64) ([]gapRange,
 		}
 		var v []byte
 		if b := blocksBucket(tx, d.stream); b != nil {
-			v = b.Get(seqKey(d.e.first))
+			v = getBlock(b, seqKey(d.e.first))
 		}
 		if _, payload, err := decodeBlock(v); err == nil {
 			g.LastHash = sha256.Sum256(payload)
@@ -393,7 +393,7 @@ func (s *Store) deleteTx(tx *bolt.Tx, dels []delEntry, nowNs int64) ([]gapRange,
 		if b == nil {
 			continue
 		}
-		if err := b.Delete(seqKey(d.e.first)); err != nil {
+		if err := deleteBlock(b, seqKey(d.e.first)); err != nil {
 			return nil, fmt.Errorf("delete block %q %d: %w", d.stream, d.e.first, err)
 		}
 	}

@@ -3,6 +3,7 @@ package buffer
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,10 +52,17 @@ func fill(t *testing.T, s *Store, c *chain, n int) {
 	}
 }
 
+// TestQuarantineWhileOpen runs with small (inline) and large (nested) block values.
 func TestQuarantineWhileOpen(t *testing.T) {
+	for _, size := range []int{200, 8000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testQuarantineWhileOpen(t, size) })
+	}
+}
+
+func testQuarantineWhileOpen(t *testing.T, size int) {
 	path := dbPath(t)
 	s := open(t, path, Options{})
-	c := newChain("s", 0, 200)
+	c := newChain("s", 0, size)
 	fill(t, s, c, 6)
 	hashOf3 := sha256.Sum256(mustNext(t, s, 3)[0].Bytes)
 
@@ -74,7 +82,7 @@ func TestQuarantineWhileOpen(t *testing.T) {
 	st := s.Stats()
 	require.Equal(t, uint64(3), st.Quarantined)
 	require.Equal(t, 3, st.Streams["s"].Blocks)
-	require.Equal(t, int64(3*(blockHeaderLen+200)), st.LiveBytes)
+	require.Equal(t, int64(3*(blockHeaderLen+size)), st.LiveBytes)
 
 	// Served again from the start: still skipped, not reported twice.
 	got, err = s.Next("s", 0, 10)

@@ -11,8 +11,10 @@ import (
 // format marker, starts with a version byte and a CRC-32C (Castagnoli) over everything
 // after the CRC. A new layout gets a new version byte; old bytes are never reinterpreted.
 
-// formatVersion is the file layout version stored under meta/"format".
-const formatVersion uint32 = 1
+// formatVersion is the file layout version stored under meta/"format". Version 2 stores
+// large block values in a bucket of their own (FORMAT.md); a version-1 file is read as is
+// and marked 2 when opened.
+const formatVersion uint32 = 2
 
 // Bucket names and reserved meta keys.
 var (

@@ -25,11 +25,17 @@ type badRun struct {
 func (s *Store) walk(c *bolt.Cursor, k, v []byte, stream string, head Head,
 	good func(first uint64, h blockHeader, payload, v []byte) bool) []badRun {
 	var runs []badRun
+	b := c.Bucket()
+	v = blockValue(b, k, v)
+	next := func() ([]byte, []byte) {
+		k, v := c.Next()
+		return k, blockValue(b, k, v)
+	}
 	for k != nil {
 		first, ok := keySeq(k)
 		if !ok || v == nil {
 			s.log.Warn("unexpected key in blocks bucket skipped", "stream", stream, "key", fmt.Sprintf("%x", k))
-			k, v = c.Next()
+			k, v = next()
 			continue
 		}
 		h, payload, err := decodeBlock(v)
@@ -37,13 +43,13 @@ func (s *Store) walk(c *bolt.Cursor, k, v []byte, stream string, head Head,
 			if !good(first, h, payload, v) {
 				return runs
 			}
-			k, v = c.Next()
+			k, v = next()
 			continue
 		}
 		run := badRun{rng: gapRange{Stream: stream, FirstSeq: first}, firstErr: err}
 		run.keys = append(run.keys, append([]byte(nil), k...))
 		run.reasons = append(run.reasons, reasonOf(err))
-		for k, v = c.Next(); k != nil; k, v = c.Next() {
+		for k, v = next(); k != nil; k, v = next() {
 			seq, ok := keySeq(k)
 			if !ok || v == nil {
 				continue
@@ -183,7 +189,7 @@ func (s *Store) quarantineTx(tx *bolt.Tx, runs []badRun, nowNs int64) ([]badRun,
 		done := run
 		done.keys, done.reasons = nil, nil
 		for i, k := range run.keys {
-			v := b.Get(k)
+			v := getBlock(b, k)
 			if v == nil {
 				continue // deleted meanwhile (retention)
 			}
@@ -193,7 +199,7 @@ func (s *Store) quarantineTx(tx *bolt.Tx, runs []badRun, nowNs int64) ([]badRun,
 			if err := qb.Put(k, encodeQuarantine(nowNs, run.reasons[i], v)); err != nil {
 				return nil, fmt.Errorf("quarantine %q %x: %w", run.rng.Stream, k, err)
 			}
-			if err := b.Delete(k); err != nil {
+			if err := deleteBlock(b, k); err != nil {
 				return nil, fmt.Errorf("quarantine %q %x: %w", run.rng.Stream, k, err)
 			}
 			done.keys = append(done.keys, k)

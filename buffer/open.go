@@ -80,7 +80,7 @@ func (s *Store) load() (err error) {
 				if len(v) != 4 {
 					return fmt.Errorf("%w: format marker is %d bytes", errCorrupt, len(v))
 				}
-				if f := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]); f != formatVersion {
+				if f := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]); f != formatVersion && f != 1 {
 					return fmt.Errorf("buffer format %d not supported (want %d)", f, formatVersion)
 				}
 			}
