@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 
 	"github.com/mrv-agent/mrv-agent/agent"
 	"github.com/mrv-agent/mrv-agent/config"
@@ -24,7 +26,16 @@ func loadConfig(fs *flag.FlagSet, args []string) (*config.Config, string, error)
 	return cfg, *path, err
 }
 
+// gcPercent is the garbage collector's target (GOGC) the agent runs at unless the GOGC
+// environment variable sets one: a gateway's memory is scarcer than its CPU. At 50 the heap
+// stays within 1.5× of what is live instead of 2×, for a few per cent more CPU
+// (docs/benchmarks.md).
+const gcPercent = 50
+
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 	fs := newFlags("run", stderr)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to `FILE` until the agent stops")
 	memProfile := fs.String("memprofile", "", "write an allocations profile (pprof) to `FILE` when the agent stops")
