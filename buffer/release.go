@@ -8,7 +8,7 @@ import (
 
 // releaseAfter is how many bytes of block values the store reads or writes between two
 // releases of the file's mapped pages.
-const releaseAfter = 1 << 20
+const releaseAfter = 512 << 10
 
 // released counts the bytes read or written since the mapped pages were last released.
 type released struct{ n atomic.Int64 }

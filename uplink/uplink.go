@@ -95,7 +95,7 @@ const (
 	backoffMin     = 200 * time.Millisecond
 	backoffMax     = 30 * time.Second
 	stableAfter    = 10 * time.Second // a connection that lasted this long resets the backoff
-	fetchBatch     = 16               // envelopes per Queue.Next call
+	fetchBatch     = 4                // envelopes per Queue.Next call: a drain holds few blocks besides those in flight
 )
 
 // Topic is the topic of a stream's blocks: "mrv/v1/{site}/{gateway}/{stream}/blocks".
