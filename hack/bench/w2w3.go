@@ -234,8 +234,8 @@ func writeDoc(o options, tableMD string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n## Reference workloads W1, W2, W3 (`make bench-full`, %s)\n\n", docBegin, time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "Machine: %d CPUs (`nproc`), %q, %s/%s, %s. Command: `%s`. %d run(s) of each workload; median and\n",
-		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.Join(os.Args, " "), o.runs)
-	b.WriteString("min – max. The agent is a subprocess (`mrv-agent run`); CPU is its utime+stime from /proc/PID/stat, the\n" +
+		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version(), strings.Join(append([]string{"go run ./hack/bench"}, os.Args[1:]...), " "), o.runs)
+	b.WriteString("min – max. The agent is a subprocess (`mrv-agent run`, the gateway build of `make build-gateway`, default GOGC); CPU is its utime+stime from /proc/PID/stat, the\n" +
 		"driver (simulators, the verifier counting readings) and Mosquitto are reported apart. Shared, noisy machine.\n\n")
 	b.WriteString(tableMD)
 	b.WriteString(docEnd + "\n")
