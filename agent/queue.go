@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"slices"
-
 	"github.com/mrv-agent/mrv-agent/buffer"
 	"github.com/mrv-agent/mrv-agent/reading"
 )
@@ -11,17 +9,11 @@ import (
 // neither package imports the other.
 type queue struct{ s *buffer.Store }
 
-func (q queue) Streams() []string {
-	heads := q.s.Heads()
-	names := make([]string, 0, len(heads))
-	for name := range heads {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
-}
+// Streams returns the store's shared, sorted slice of names: the uplink asks for it at
+// every fill, so it is not rebuilt each time.
+func (q queue) Streams() []string { return q.s.StreamNames() }
 
-func (q queue) Cursor(stream string) uint64 { return q.s.Heads()[stream].Published }
+func (q queue) Cursor(stream string) uint64 { return q.s.Published(stream) }
 
 func (q queue) Next(stream string, from uint64, max int) ([]reading.Envelope, error) {
 	return q.s.Next(stream, from, max)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -101,6 +102,7 @@ type Store struct {
 	pendD       []gapRange
 	takenKeys   [][]byte            // gaps handed out by Take*, deleted by the next Commit
 	lastDrop    map[string]gapRange // per stream, the last run dropped for MaxBytes (writer-owned)
+	names       []string            // sorted stream names, rebuilt by StreamNames when heads grow
 	closed      bool
 }
 
@@ -162,6 +164,30 @@ func (s *Store) Epoch() uint64 { return s.epoch }
 
 // Heads returns a copy of all stream heads. Published is the in-memory cursor (clamped
 // to NextSeq), which may be ahead of the persisted one until the next Commit.
+// StreamNames returns the names of the streams with a head, sorted. The slice is shared
+// and must not be modified; it is replaced, not changed, when a stream is added.
+func (s *Store) StreamNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.names) != len(s.heads) {
+		names := make([]string, 0, len(s.heads))
+		for name := range s.heads {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		s.names = names
+	}
+	return s.names
+}
+
+// Published returns the stream's publish cursor: every seq below it is acknowledged.
+func (s *Store) Published(stream string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.heads[stream]
+	return max(h.Published, min(s.published[stream], h.NextSeq))
+}
+
 func (s *Store) Heads() map[string]Head {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -292,3 +292,23 @@ func TestInvalidTick(t *testing.T) {
 	require.True(t, strings.HasPrefix(string(got[0].Bytes), "<s:0:3>"))
 	require.NoError(t, s.Commit(tick([]*chain{c}, c.block(1))))
 }
+
+func TestStreamNamesAndPublished(t *testing.T) {
+	s := open(t, dbPath(t), Options{})
+	require.Empty(t, s.StreamNames())
+	b, a := newChain("b", 0, 10), newChain("a", 0, 10)
+	require.NoError(t, s.Commit(tick([]*chain{b, a}, b.block(1), b.block(1), a.block(1))))
+	names := s.StreamNames()
+	require.Equal(t, []string{"a", "b"}, names)
+	require.Same(t, &names[0], &s.StreamNames()[0], "the same slice while no stream is added")
+	c := newChain("c", 0, 10)
+	require.NoError(t, s.Commit(tick([]*chain{c}, c.block(1))))
+	require.Equal(t, []string{"a", "b", "c"}, s.StreamNames())
+	require.Equal(t, []string{"a", "b"}, names, "a slice handed out is never changed")
+
+	require.Zero(t, s.Published("b"))
+	s.MarkPublished("b", 0)
+	require.Equal(t, uint64(1), s.Published("b"), "in memory at once")
+	require.Equal(t, s.Heads()["b"].Published, s.Published("b"))
+	require.Zero(t, s.Published("nope"))
+}

@@ -17,7 +17,8 @@ import (
 // Queue is what the Publisher needs from the block store. Implementations must be safe
 // for use from the Publisher's goroutine while other goroutines append blocks.
 type Queue interface {
-	// Streams lists the streams that have stored blocks (any order).
+	// Streams lists the streams that have stored blocks (any order). The Publisher only
+	// reads the slice, so an implementation may return the same one every time.
 	Streams() []string
 	// Cursor is the first seq of stream not yet acknowledged by the broker (the persisted
 	// publish cursor). It must reflect MarkPublished calls at once, even if the store
