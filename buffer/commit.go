@@ -191,7 +191,7 @@ func (s *Store) Commit(t Tick) error {
 	for _, b := range blocks {
 		written += len(b.value)
 	}
-	if s.rel.touched(written) {
+	if s.rel.touched(len(blocks), written) {
 		s.releaseMapped()
 	}
 	for _, d := range dropped {

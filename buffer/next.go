@@ -148,7 +148,7 @@ func (s *Store) Next(stream string, from uint64, max int) ([]reading.Envelope, e
 	for _, e := range out {
 		n += len(e.Bytes)
 	}
-	if s.rel.touched(n) {
+	if s.rel.touched(len(out), n) {
 		s.releaseMapped()
 	}
 	return out, nil

@@ -6,17 +6,23 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// releaseAfter is how many bytes of block values the store reads or writes between two
-// releases of the file's mapped pages.
-const releaseAfter = 512 << 10
+// releaseAfter is how much of the file the store may have mapped, by the estimate of
+// released.touched, between two releases of the file's mapped pages.
+const releaseAfter = 1 << 20
 
-// released counts the bytes read or written since the mapped pages were last released.
+// faultAround is what one read of a value may map besides the value itself: on a page
+// fault in a file mapping Linux maps the cached pages around it too (fault_around_bytes,
+// 64 KiB by default), and bbolt's MADV_RANDOM does not turn that off. Counting value bytes
+// alone, a store reading many small blocks of many streams kept several MiB mapped.
+const faultAround = 64 << 10
+
+// released estimates how much of the file was mapped since the pages were last released.
 type released struct{ n atomic.Int64 }
 
-// touched adds n bytes read or written through the mapping and reports whether the pages
-// are due for release.
-func (r *released) touched(n int) bool {
-	if r.n.Add(int64(n)) < releaseAfter {
+// touched adds the reading or writing of values values of n bytes in all and reports
+// whether the mapped pages are due for release.
+func (r *released) touched(values, n int) bool {
+	if r.n.Add(int64(n+values*faultAround)) < releaseAfter {
 		return false
 	}
 	r.n.Store(0)

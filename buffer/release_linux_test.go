@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -67,4 +68,33 @@ func TestMappedPagesReleased(t *testing.T) {
 	t.Logf("file %d KiB; mapped after writes %d KiB, peak while reading %d KiB", fi.Size()>>10, afterWrites, peak)
 	require.Less(t, afterWrites, 4<<10, "writes leave at most a few MiB mapped")
 	require.Less(t, peak, 4<<10, "reading the whole file back leaves at most a few MiB mapped")
+}
+
+// TestMappedPagesReleasedManyStreams is the plant case: many streams, each reading its one
+// small new block per tick. Each read maps the pages around it too (fault-around), so
+// counting value bytes alone let several MiB stay mapped.
+func TestMappedPagesReleasedManyStreams(t *testing.T) {
+	path := dbPath(t)
+	s := open(t, path, Options{MaxBytes: 1 << 30})
+	var chains []*chain
+	for i := range 65 {
+		chains = append(chains, newChain(fmt.Sprintf("s%02d", i), 0, 9000))
+	}
+	peak := 0
+	for tk := range uint64(60) {
+		var blocks []reading.Envelope
+		for _, c := range chains {
+			blocks = append(blocks, c.block(1))
+		}
+		require.NoError(t, s.Commit(tick(chains, blocks...)))
+		for _, c := range chains {
+			got, err := s.Next(c.stream, tk, 4)
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			s.MarkPublished(c.stream, tk)
+		}
+		peak = max(peak, mappedKiB(t, path))
+	}
+	t.Logf("peak mapped %d KiB", peak)
+	require.Less(t, peak, 3<<10)
 }

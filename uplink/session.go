@@ -42,6 +42,10 @@ type session struct {
 	rr       int
 	inflight int
 	rateWait time.Duration // > 0 when the last fill stopped at the rate limit
+	// stale is set when new blocks may have been committed (a Wake, the poll tick, the
+	// start): fill then reads every stream again. A PUBACK alone frees a window slot but
+	// adds no block, so a stream found dry stays dry until then.
+	stale bool
 	job      *resendJob    // the republication being served
 	death    []byte        // this connection's will, also published on a clean stop
 }
@@ -312,6 +316,7 @@ func (s *session) serve(ctx context.Context) error {
 	}
 	s.subscribeResend()
 	s.initStreams()
+	s.stale = true
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
 	rate := time.NewTimer(time.Hour)
@@ -335,8 +340,10 @@ func (s *session) serve(ctx context.Context) error {
 				return err
 			}
 		case <-s.p.wake:
+			s.stale = true
 		case <-rate.C:
 		case now := <-poll.C:
+			s.stale = true
 			if s.overdue(now) {
 				return errAckTimeout
 			}
@@ -451,11 +458,14 @@ func (s *session) fill() error {
 	if s.inflight >= window || !s.fillResend(window) {
 		return nil
 	}
-	for _, name := range s.p.q.Streams() {
-		s.addStream(name)
-	}
-	for _, st := range s.streams {
-		st.dry = false
+	if s.stale {
+		s.stale = false
+		for _, name := range s.p.q.Streams() {
+			s.addStream(name)
+		}
+		for _, st := range s.streams {
+			st.dry = false
+		}
 	}
 	n := len(s.order)
 	idle := 0 // consecutive streams without a block to publish

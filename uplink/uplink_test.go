@@ -43,6 +43,7 @@ type fakeQueue struct {
 	cursor  map[string]uint64
 	marks   map[string][]uint64 // every MarkPublished call, in order
 	nextErr error
+	nexts   map[string]int // Next calls per stream
 }
 
 var _ Queue = (*fakeQueue)(nil)
@@ -88,6 +89,10 @@ func (q *fakeQueue) Cursor(stream string) uint64 {
 func (q *fakeQueue) Next(stream string, from uint64, limit int) ([]reading.Envelope, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.nexts == nil {
+		q.nexts = map[string]int{}
+	}
+	q.nexts[stream]++
 	if q.nextErr != nil {
 		return nil, q.nextErr
 	}
@@ -375,6 +380,31 @@ func TestPublishesStreamsInOrder(t *testing.T) {
 	require.GreaterOrEqual(t, maxOut, 1)
 	require.NoError(t, stop())
 	require.False(t, p.Stats().Connected)
+}
+
+// TestIdleStreamsNotReadPerAck: a PUBACK frees a window slot but adds no block, so streams
+// found empty are not read again until a Wake or the poll tick (each read is a bbolt
+// transaction; with 65 streams and a drain, re-reading them all per PUBACK was most of the
+// uplink's cost and kept pages of the buffer file mapped).
+func TestIdleStreamsNotReadPerAck(t *testing.T) {
+	e := newEnv(t)
+	q := newFakeQueue(t)
+	last := q.add("busy", 200, 1)
+	for i := range 20 {
+		q.add(fmt.Sprintf("idle%02d", i), 1, 1)
+	}
+	cfg := e.config()
+	cfg.Inflight = 2
+	_, _ = e.start(cfg, q)
+	require.Eventually(t, func() bool { return q.cursorOf("busy") == last+1 }, waitFor, tick)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range 20 {
+		// The first read returns its block, the next finds it dry; a few more come from
+		// poll ticks during the test. Per PUBACK it would be about 100.
+		require.LessOrEqual(t, q.nexts[fmt.Sprintf("idle%02d", i)], 10, "idle%02d", i)
+	}
+	require.GreaterOrEqual(t, q.nexts["busy"], 50, "the busy stream is read as it drains")
 }
 
 func TestRoundRobinAcrossStreams(t *testing.T) {
