@@ -523,7 +523,7 @@ func (a *Agent) tick() error {
 				a.obs.countReading(u.st.Name, r)
 			}
 		}
-		u.st.pending = append(u.st.pending[:0], u.st.pending[u.n:]...)
+		u.st.pending = trimPending(u.st.pending, u.n)
 		u.st.lastSealed = now
 		u.st.lost = pendingLoss{}
 	}
@@ -537,6 +537,17 @@ func (a *Agent) tick() error {
 		a.pub.Wake()
 	}
 	return nil
+}
+
+// trimPending drops the first n (sealed) records of pending, keeping its array unless it
+// has grown far beyond a tick's worth: a backlog of pending records (a slow first commit,
+// commits failing for a while) must not keep its high-water array for the agent's life.
+func trimPending(pending []reading.Record, n int) []reading.Record {
+	rest := pending[n:]
+	if c := cap(pending); c > 1024 && c > 4*max(n, len(rest)) {
+		return append(make([]reading.Record, 0, 2*max(n, len(rest))), rest...)
+	}
+	return append(pending[:0], rest...)
 }
 
 // declareLosses seals a gap-seq record for every range the buffer had to drop (its cap was

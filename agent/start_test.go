@@ -9,6 +9,7 @@ import (
 
 	"github.com/mrv-agent/mrv-agent/agent/agenttest"
 	"github.com/mrv-agent/mrv-agent/config"
+	"github.com/mrv-agent/mrv-agent/reading"
 )
 
 // TestFirstReadingsSealedAtOnce: with a poll interval and a max_age far longer than the
@@ -37,4 +38,26 @@ func TestFirstReadingsSealedAtOnce(t *testing.T) {
 	require.NoError(t, <-runDone)
 	s := v.Stop(t)
 	require.True(t, s.Clean(), "findings: %v", s.Findings)
+}
+
+func TestTrimPending(t *testing.T) {
+	recs := func(n, c int) []reading.Record {
+		p := make([]reading.Record, n, c)
+		for i := range p {
+			p[i].Time = int64(i)
+		}
+		return p
+	}
+	p := trimPending(recs(10, 16), 4)
+	require.Len(t, p, 6)
+	require.Equal(t, int64(4), p[0].Time)
+	require.Equal(t, 16, cap(p), "a small array is kept")
+
+	p = trimPending(recs(600, 100_000), 500) // a high-water array from a backlog
+	require.Len(t, p, 100)
+	require.Equal(t, int64(500), p[0].Time)
+	require.Equal(t, 1000, cap(p), "twice a tick's worth")
+
+	p = trimPending(recs(3000, 4096), 2000)
+	require.Equal(t, 4096, cap(p), "in proportion to the tick: kept")
 }
