@@ -46,8 +46,8 @@ type session struct {
 	// start): fill then reads every stream again. A PUBACK alone frees a window slot but
 	// adds no block, so a stream found dry stays dry until then.
 	stale bool
-	job      *resendJob    // the republication being served
-	death    []byte        // this connection's will, also published on a clean stop
+	job   *resendJob // the republication being served
+	death []byte     // this connection's will, also published on a clean stop
 }
 
 // streamState is a stream's position within one session.
