@@ -16,7 +16,7 @@ func (q queue) Streams() []string { return q.s.StreamNames() }
 func (q queue) Cursor(stream string) uint64 { return q.s.Published(stream) }
 
 func (q queue) Next(stream string, from uint64, max int) ([]reading.Envelope, error) {
-	return q.s.Next(stream, from, max)
+	return q.s.NextToPublish(stream, from, max)
 }
 
 func (q queue) MarkPublished(stream string, lastSeq uint64) { q.s.MarkPublished(stream, lastSeq) }

@@ -58,6 +58,11 @@ func (s *Store) Commit(t Tick) error {
 	}
 	nTaken := len(s.takenKeys)
 	taken := append([][]byte(nil), s.takenKeys...)
+	takenG := append([]takenGap(nil), s.takenGaps...)
+	handed := make(map[string]uint64, len(s.handed))
+	for k, v := range s.handed {
+		handed[k] = v
+	}
 	s.mu.Unlock()
 	if closed {
 		return fmt.Errorf("commit: %w", ErrClosed)
@@ -95,13 +100,17 @@ func (s *Store) Commit(t Tick) error {
 		}
 		return s.heads[stream].Published
 	}
-	dels, liveAfter := s.planRetention(nowNs, combined, nNew, finalPub, live)
+	dels, liveAfter := s.planRetention(nowNs, combined, nNew, finalPub, func(n string) uint64 { return handed[n] }, live)
 
 	if len(blocks) == 0 && len(heads) == 0 && len(t.Meta) == 0 && len(taken) == 0 && len(dels) == 0 {
 		return nil
 	}
 
-	var dropped []gapRange
+	var (
+		dropped []gapRange
+		carries []carry
+		again   []takenGap
+	)
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		bb := tx.Bucket(bucketBlocks)
 		for _, b := range blocks {
@@ -138,7 +147,13 @@ func (s *Store) Commit(t Tick) error {
 			}
 		}
 		var err error
-		dropped, err = s.deleteTx(tx, dels, nowNs)
+		if carries, err = carryTx(gb, s.carries, takenG, blocks, finalPub, nowNs); err != nil {
+			return err
+		}
+		if dropped, err = s.deleteTx(tx, dels, nowNs); err != nil {
+			return err
+		}
+		carries, again, err = redeclareTx(gb, carries, dropped, nowNs)
 		return err
 	})
 	if err != nil {
@@ -184,7 +199,17 @@ func (s *Store) Commit(t Tick) error {
 		s.pendD = slices.DeleteFunc(s.pendD, func(p gapRange) bool { return p.Stream == d.Stream && p.FirstSeq == d.FirstSeq })
 	}
 	s.pendD = append(s.pendD, dropped...)
+	for _, a := range again {
+		same := func(p gapRange) bool { return p.Stream == a.g.Stream && p.FirstSeq == a.g.FirstSeq }
+		if a.kind == gapQuarantined {
+			s.pendQ = append(slices.DeleteFunc(s.pendQ, same), a.g)
+		} else {
+			s.pendD = append(slices.DeleteFunc(s.pendD, same), a.g)
+		}
+	}
+	s.carries = carries
 	s.takenKeys = s.takenKeys[nTaken:]
+	s.takenGaps = s.takenGaps[nTaken:]
 	s.mu.Unlock()
 
 	written := 0
@@ -196,6 +221,9 @@ func (s *Store) Commit(t Tick) error {
 	}
 	for _, d := range dropped {
 		s.log.Warn("buffer full, unpublished blocks dropped", "stream", d.Stream, "first_seq", d.FirstSeq, "last_seq", d.LastSeq)
+	}
+	for _, a := range again {
+		s.log.Warn("blocks holding a gap declaration were dropped: declared again", "stream", a.g.Stream, "first_seq", a.g.FirstSeq, "last_seq", a.g.LastSeq)
 	}
 	if n := len(dels) - nDropped; n > 0 {
 		s.log.Debug("retention deleted published blocks", "blocks", n)
@@ -284,7 +312,7 @@ func (s *Store) prepare(t Tick, pubs map[string]uint64) ([]pendingBlock, map[str
 // live bytes exceed MaxBytes, published blocks oldest first, then unpublished blocks
 // oldest first. Blocks of the current tick (the last nNew entries) are never chosen.
 func (s *Store) planRetention(nowNs int64, combined map[string][]entry, nNew map[string]int,
-	pub func(string) uint64, live int64) ([]delEntry, int64) {
+	pub, handed func(string) uint64, live int64) ([]delEntry, int64) {
 	names := make([]string, 0, len(combined))
 	for name := range combined {
 		names = append(names, name)
@@ -348,7 +376,14 @@ func (s *Store) planRetention(nowNs int64, combined map[string][]entry, nNew map
 		}
 	}
 	pick(func(string) int { return 0 }, func(n string) int { return pubEnd[n] }, false)
-	pick(func(n string) int { return pubEnd[n] }, func(n string) int { return len(combined[n]) - nNew[n] }, true)
+	// Unpublished blocks Next has handed out may be in flight and are kept (published first).
+	pick(func(n string) int {
+		i, h := pubEnd[n], handed(n)
+		for i < len(combined[n])-nNew[n] && combined[n][i].last < h {
+			i++
+		}
+		return i
+	}, func(n string) int { return len(combined[n]) - nNew[n] }, true)
 	return dels, live
 }
 

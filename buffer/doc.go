@@ -16,8 +16,9 @@
 // oldest first, then unpublished ones, whose ranges TakeDropped reports so the pipeline
 // seals a gap-seq "buffer-full". Blocks of the tick being committed are never dropped.
 // A run that continues the stream's previous dropped run is reported from that run's
-// start: the block carrying the earlier declaration is the oldest unpublished one, so it
-// may be among those dropped now (the last run per stream survives restarts).
+// start, and a gap whose gap-seq record was in blocks dropped before they were published is
+// reported again (FORMAT.md, carries): no declaration is lost with the blocks that held it.
+// Blocks handed out by NextToPublish (in flight) are not dropped while unpublished.
 //
 // Every stored value carries a version byte and a CRC-32C. A block value that fails them
 // is moved to the quarantine bucket (at Open, or by the Next that meets it), never

@@ -94,6 +94,12 @@ func (s *Store) scanStream(b *bolt.Bucket, stream string, head Head) ([]entry, [
 // and, if it holds unpublished seqs, reports it through TakeQuarantined. If that move
 // fails the value is still skipped and the move is retried by a later Next.
 func (s *Store) Next(stream string, from uint64, max int) ([]reading.Envelope, error) {
+	return s.next(stream, from, max, nil)
+}
+
+// next is Next; pin, if set, is called with what was read before a Commit can run (the
+// caller holds writeMu), and the quarantine of bad values waits until pin has returned.
+func (s *Store) next(stream string, from uint64, max int, pin func([]reading.Envelope)) ([]reading.Envelope, error) {
 	if max <= 0 {
 		return nil, nil
 	}
@@ -141,6 +147,9 @@ func (s *Store) Next(stream string, from uint64, max int) ([]reading.Envelope, e
 	if err != nil {
 		return nil, fmt.Errorf("read blocks of %q: %w", stream, err)
 	}
+	if pin != nil {
+		pin(out)
+	}
 	if len(bad) > 0 {
 		s.quarantine(bad)
 	}
@@ -148,6 +157,7 @@ func (s *Store) Next(stream string, from uint64, max int) ([]reading.Envelope, e
 	for _, e := range out {
 		n += len(e.Bytes)
 	}
+
 	if s.rel.touched(len(out), n) {
 		s.releaseMapped()
 	}
@@ -244,6 +254,36 @@ func (s *Store) applyQuarantine(moved []badRun) {
 		s.log.Warn("corrupt block quarantined", "stream", stream, "first_seq", run.rng.FirstSeq,
 			"last_seq", run.rng.LastSeq, "values", len(run.keys), "reported", run.reported, "err", run.firstErr)
 	}
+}
+
+// NextToPublish is Next for the uplink: what it returns may be in flight to the broker
+// from then on, so it is never dropped for MaxBytes while unpublished (if the broker still
+// delivered it, a gap-seq declaring it lost would be false). It stays counted in the live
+// bytes; the cap is exceeded by at most the blocks in flight.
+//
+// The read and the pin happen under writeMu, so no Commit can plan a drop between them (a
+// Commit that started first finishes first; what it dropped is not read).
+func (s *Store) NextToPublish(stream string, from uint64, max int) ([]reading.Envelope, error) {
+	s.writeMu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			s.writeMu.Unlock()
+		}
+	}
+	defer unlock()
+	return s.next(stream, from, max, func(out []reading.Envelope) {
+		if len(out) > 0 {
+			end := out[len(out)-1].LastSeq() + 1
+			s.mu.Lock()
+			if end > s.handed[stream] {
+				s.handed[stream] = end
+			}
+			s.mu.Unlock()
+		}
+		unlock() // before next quarantines bad values, which takes writeMu
+	})
 }
 
 func blocksBucket(tx *bolt.Tx, stream string) *bolt.Bucket {

@@ -71,6 +71,7 @@ func (s *Store) load() (err error) {
 	s.live, s.quarantined, s.droppedN = 0, 0, 0
 	s.pendQ, s.pendD, s.takenKeys = nil, nil, nil
 	s.lastDrop = make(map[string]gapRange)
+	s.takenGaps, s.carries, s.handed = nil, nil, make(map[string]uint64)
 	var epoch uint64
 	var bad []badRun
 
@@ -107,6 +108,14 @@ func (s *Store) load() (err error) {
 		}
 		if gb := tx.Bucket(bucketGaps); gb != nil {
 			_ = gb.ForEach(func(k, v []byte) error {
+				if len(k) > 0 && (k[0] == gapCarryDropped || k[0] == gapCarryQuarantined) {
+					if c, err := decodeCarry(k, v); err == nil {
+						s.carries = append(s.carries, c)
+					} else {
+						s.log.Error("unreadable carry record dropped", "key", fmt.Sprintf("%x", k), "err", err)
+					}
+					return nil
+				}
 				kind, g, err := decodeGap(k, v)
 				switch {
 				case err != nil:

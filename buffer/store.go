@@ -101,6 +101,9 @@ type Store struct {
 	pendQ       []gapRange
 	pendD       []gapRange
 	takenKeys   [][]byte            // gaps handed out by Take*, deleted by the next Commit
+	takenGaps   []takenGap          // the same gaps, in the same order
+	carries     []carry             // declared gaps whose records are not yet published (writer-owned)
+	handed      map[string]uint64   // per stream, 1 + the last seq Next returned: never dropped unpublished
 	lastDrop    map[string]gapRange // per stream, the last run dropped for MaxBytes (writer-owned)
 	names       []string            // sorted stream names, rebuilt by StreamNames when heads grow
 	closed      bool
@@ -251,6 +254,7 @@ func (s *Store) TakeQuarantined() []Quarantined {
 	for _, g := range s.pendQ {
 		out = append(out, Quarantined(g))
 		s.takenKeys = append(s.takenKeys, gapKey(gapQuarantined, g.Stream, g.FirstSeq))
+		s.takenGaps = append(s.takenGaps, takenGap{kind: gapQuarantined, g: g})
 	}
 	s.pendQ = nil
 	return out
@@ -265,6 +269,7 @@ func (s *Store) TakeDropped() []Dropped {
 	for _, g := range s.pendD {
 		out = append(out, Dropped(g))
 		s.takenKeys = append(s.takenKeys, gapKey(gapDropped, g.Stream, g.FirstSeq))
+		s.takenGaps = append(s.takenGaps, takenGap{kind: gapDropped, g: g})
 	}
 	s.pendD = nil
 	return out
