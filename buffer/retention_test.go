@@ -193,3 +193,30 @@ func TestInFlightBlocksNotDropped(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint64{4, 5, 6, 7}, seqs(got))
 }
+
+// TestQuarantineDeclarationDroppedIsReportedAgain: the block that carried a quarantined
+// gap's declaration is dropped for MaxBytes before it was published: the quarantined range
+// is reported again (and the dropped run as usual).
+func TestQuarantineDeclarationDroppedIsReportedAgain(t *testing.T) {
+	c := newCapped(t, 4)
+	a := newChain("a", 0, 100)
+	c.commit([]*chain{a}, map[*chain]int{a: 2}) // a0 a1
+	flipPayloadByte(t, c.path, "<a:0:1>")
+	got, err := c.s.Next("a", 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1}, seqs(got))
+	q := c.s.TakeQuarantined()
+	require.Len(t, q, 1)
+	c.commit([]*chain{a}, map[*chain]int{a: 1}) // a2 carries the declaration of a0
+	require.Empty(t, c.s.TakeQuarantined())
+	c.commit([]*chain{a}, map[*chain]int{a: 4}) // a3..a6: a1 a2 dropped
+	require.Equal(t, []Dropped{{Stream: "a", FirstSeq: 1, LastSeq: 2, LastHash: c.hash(a, 2)}}, c.s.TakeDropped())
+	require.Equal(t, q, c.s.TakeQuarantined(), "declared again")
+
+	c.s.MarkPublished("a", 6)
+	c.commit([]*chain{a}, map[*chain]int{a: 1}) // carries a7; a3.. published go first
+	c.s.MarkPublished("a", 7)
+	c.commit([]*chain{a}, map[*chain]int{a: 4})
+	require.Empty(t, c.s.TakeQuarantined(), "its carrying blocks were published: never again")
+	require.Empty(t, c.s.TakeDropped())
+}
