@@ -3,6 +3,7 @@ package buffer
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -104,21 +105,9 @@ func carryTx(gb *bolt.Bucket, old []carry, taken []takenGap, blocks []pendingBlo
 		if err := gb.Put(c.key(), encodeCarry(c, nowNs)); err != nil {
 			return nil, fmt.Errorf("record carry: %w", err)
 		}
-		keep = slicesDeleteCarry(keep, c)
-		keep = append(keep, c)
+		keep = append(slices.DeleteFunc(keep, func(x carry) bool { return string(x.key()) == string(c.key()) }), c)
 	}
 	return keep, nil
-}
-
-// slicesDeleteCarry removes the carry with c's key from cs.
-func slicesDeleteCarry(cs []carry, c carry) []carry {
-	out := cs[:0]
-	for _, x := range cs {
-		if x.kind != c.kind || x.rng.Stream != c.rng.Stream || x.rng.FirstSeq != c.rng.FirstSeq {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // redeclareTx reports again the gaps whose gap-seq records were in blocks dropped now

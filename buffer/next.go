@@ -94,14 +94,15 @@ func (s *Store) scanStream(b *bolt.Bucket, stream string, head Head) ([]entry, [
 // and, if it holds unpublished seqs, reports it through TakeQuarantined. If that move
 // fails the value is still skipped and the move is retried by a later Next.
 func (s *Store) Next(stream string, from uint64, max int) ([]reading.Envelope, error) {
-	return s.next(stream, from, max, nil)
+	out, bad, err := s.read(stream, from, max)
+	s.afterRead(out, bad)
+	return out, err
 }
 
-// next is Next; pin, if set, is called with what was read before a Commit can run (the
-// caller holds writeMu), and the quarantine of bad values waits until pin has returned.
-func (s *Store) next(stream string, from uint64, max int, pin func([]reading.Envelope)) ([]reading.Envelope, error) {
+// read is Next's read transaction: the envelopes and the runs of bad values it met.
+func (s *Store) read(stream string, from uint64, max int) ([]reading.Envelope, []badRun, error) {
 	if max <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var out []reading.Envelope
 	var bad []badRun
@@ -145,11 +146,14 @@ func (s *Store) next(stream string, from uint64, max int, pin func([]reading.Env
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read blocks of %q: %w", stream, err)
+		return nil, nil, fmt.Errorf("read blocks of %q: %w", stream, err)
 	}
-	if pin != nil {
-		pin(out)
-	}
+	return out, bad, nil
+}
+
+// afterRead quarantines the bad values a read met (which takes writeMu) and releases the
+// file's mapped pages when due.
+func (s *Store) afterRead(out []reading.Envelope, bad []badRun) {
 	if len(bad) > 0 {
 		s.quarantine(bad)
 	}
@@ -157,11 +161,9 @@ func (s *Store) next(stream string, from uint64, max int, pin func([]reading.Env
 	for _, e := range out {
 		n += len(e.Bytes)
 	}
-
 	if s.rel.touched(len(out), n) {
 		s.releaseMapped()
 	}
-	return out, nil
 }
 
 // quarantine moves bad runs found by Next in a short write transaction.
@@ -265,25 +267,18 @@ func (s *Store) applyQuarantine(moved []badRun) {
 // Commit that started first finishes first; what it dropped is not read).
 func (s *Store) NextToPublish(stream string, from uint64, max int) ([]reading.Envelope, error) {
 	s.writeMu.Lock()
-	locked := true
-	unlock := func() {
-		if locked {
-			locked = false
-			s.writeMu.Unlock()
+	out, bad, err := s.read(stream, from, max)
+	if len(out) > 0 {
+		end := out[len(out)-1].LastSeq() + 1
+		s.mu.Lock()
+		if end > s.handed[stream] {
+			s.handed[stream] = end
 		}
+		s.mu.Unlock()
 	}
-	defer unlock()
-	return s.next(stream, from, max, func(out []reading.Envelope) {
-		if len(out) > 0 {
-			end := out[len(out)-1].LastSeq() + 1
-			s.mu.Lock()
-			if end > s.handed[stream] {
-				s.handed[stream] = end
-			}
-			s.mu.Unlock()
-		}
-		unlock() // before next quarantines bad values, which takes writeMu
-	})
+	s.writeMu.Unlock()
+	s.afterRead(out, bad)
+	return out, err
 }
 
 func blocksBucket(tx *bolt.Tx, stream string) *bolt.Bucket {

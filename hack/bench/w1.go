@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mrv-agent/mrv-agent/hack/bench/internal/bank"
 	"github.com/mrv-agent/mrv-agent/reading"
 	"github.com/mrv-agent/mrv-agent/seal"
 	"github.com/mrv-agent/mrv-agent/sim"
@@ -102,7 +103,7 @@ func runW1(o options, run int, t *table) error {
 
 	// The simulators: one Modbus TCP server (unit ids 1-4 × 50 float32) and one OPC UA
 	// server with 100 Double variables, all changing every 100 ms.
-	mb, mbAddr, err := startModbus(bank{n: 50, step: 100 * time.Millisecond})
+	mb, mbAddr, err := bank.Start(bank.Bank{N: 50, Step: 100 * time.Millisecond}, 16)
 	if err != nil {
 		return err
 	}
@@ -187,45 +188,24 @@ func runW1(o options, run int, t *table) error {
 	if err := a.wait(time.Until(a.started.Add(10 * time.Second))); err != nil {
 		return err
 	}
-	p0, err := sampleProc(a.pid())
+	m0, err := takeMark(a, c)
 	if err != nil {
 		return err
 	}
-	st0, err := a.getStatus()
-	if err != nil {
-		return err
-	}
-	self0, mq0 := selfCPU(), mosquittoCPU()
-	n0, e0 := c.delivered.Load(), c.envBytes.Load()
 	if err := a.wait(time.Until(a.started.Add(o.duration - 5*time.Second))); err != nil {
 		return err
 	}
-	p1, err := sampleProc(a.pid())
+	m1, err := takeMark(a, c)
 	if err != nil {
 		return err
 	}
-	st1, err := a.getStatus()
+	n, secs, err := addWindow(t, "W1", "3,000", 3000, m0, m1, a)
 	if err != nil {
 		return err
 	}
-	self1, mq1 := selfCPU(), mosquittoCPU()
-	n1, e1 := c.delivered.Load(), c.envBytes.Load()
-	secs := p1.at.Sub(p0.at).Seconds()
-	n := float64(n1 - n0)
-	if n == 0 {
-		return fmt.Errorf("no readings delivered in the window\n%s", a.log.String())
-	}
-	m0, f0, _ := st0.missedPolls()
-	m1, f1, _ := st1.missedPolls()
-	st1.reportErrors(os.Stderr)
-	t.add("W1", "readings delivered per second (3,000 offered)", "/s", "3000", n/secs)
-	t.add("W1", "agent CPU-s per 10,000 readings delivered", "CPU-s", "≤ 0.12", (p1.cpu-p0.cpu)/n*1e4)
-	t.add("W1", "agent CPU, % of one core", "%", "", 100*(p1.cpu-p0.cpu)/secs)
-	t.add("W1", "polls skipped or late in the window (missed ticks)", "", "0", float64(m1-m0))
-	t.add("W1", "failed polls in the window", "", "0", float64(f1-f0))
-	t.add("W1", "driver CPU-s per 10,000 (simulators + counter; not the agent)", "CPU-s", "", (self1-self0)/n*1e4)
-	t.add("W1", "Mosquitto CPU-s per 10,000 (not the agent)", "CPU-s", "", (mq1-mq0)/n*1e4)
-	wb, eb := float64(p1.writeBytes-p0.writeBytes), float64(e1-e0)
+	addOthersCPU(t, "W1", m0, m1, n)
+	p0, p1 := m0.p, m1.p
+	wb, eb := float64(p1.writeBytes-p0.writeBytes), float64(m1.e-m0.e)
 	t.add("W1", "agent bytes written to disk per hour", "MB/h", "", wb/secs*3600/1e6)
 	t.add("W1", "envelope bytes sealed per hour", "MB/h", "", eb/secs*3600/1e6)
 	t.add("W1", "disk writes ÷ envelope bytes", "×", "≤ 3", wb/eb)

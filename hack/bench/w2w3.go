@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mrv-agent/mrv-agent/hack/bench/internal/bank"
 	"github.com/mrv-agent/mrv-agent/sim"
 )
 
@@ -32,7 +33,7 @@ func runW2(o options, run int, t *table) error {
 	defer func() { _ = mq.Kill() }()
 	var sources strings.Builder
 	for d := range o.w2Modbus {
-		srv, addr, err := startModbus(bank{n: 50, step: 200 * time.Millisecond})
+		srv, addr, err := bank.Start(bank.Bank{N: 50, Step: 200 * time.Millisecond}, 16)
 		if err != nil {
 			return err
 		}
@@ -73,45 +74,25 @@ func runW2(o options, run int, t *table) error {
 	if err := a.wait(time.Until(a.started.Add(10 * time.Second))); err != nil {
 		return err
 	}
-	p0, err := sampleProc(a.pid())
+	m0, err := takeMark(a, c)
 	if err != nil {
 		return err
 	}
-	st0, err := a.getStatus()
-	if err != nil {
-		return err
-	}
-	self0, mq0, n0 := selfCPU(), mosquittoCPU(), c.delivered.Load()
 	if err := a.wait(o.w2Window); err != nil {
 		return err
 	}
-	p1, err := sampleProc(a.pid())
+	m1, err := takeMark(a, c)
 	if err != nil {
 		return err
 	}
-	st1, err := a.getStatus()
-	if err != nil {
-		return err
-	}
-	self1, mq1, n1 := selfCPU(), mosquittoCPU(), c.delivered.Load()
-	n := float64(n1 - n0)
-	if n == 0 {
-		return fmt.Errorf("no readings delivered in the window\n%s", a.log.String())
-	}
-	secs := p1.at.Sub(p0.at).Seconds()
-	m0, f0, _ := st0.missedPolls()
-	m1, f1, _ := st1.missedPolls()
-	st1.reportErrors(os.Stderr)
 	offered := o.w2Modbus*50*5 + items
-	t.add("W2", fmt.Sprintf("readings delivered per second (%d offered)", offered), "/s", fmt.Sprint(offered), n/secs)
-	t.add("W2", "agent CPU-s per 10,000 readings delivered", "CPU-s", "≤ 0.12", (p1.cpu-p0.cpu)/n*1e4)
-	t.add("W2", "agent CPU, % of one core", "%", "", 100*(p1.cpu-p0.cpu)/secs)
-	t.add("W2", "polls skipped or late in the window (missed ticks)", "", "0", float64(m1-m0))
-	t.add("W2", "failed polls in the window", "", "0", float64(f1-f0))
-	t.add("W2", "agent peak RSS (VmHWM)", "MiB", "≤ 48", float64(p1.hwm)/(1<<20))
-	t.add("W2", "agent RssAnon at the end", "MiB", "", float64(p1.anon)/(1<<20))
-	t.add("W2", "driver CPU-s per 10,000 (simulators + counter; not the agent)", "CPU-s", "", (self1-self0)/n*1e4)
-	t.add("W2", "Mosquitto CPU-s per 10,000 (not the agent)", "CPU-s", "", (mq1-mq0)/n*1e4)
+	n, _, err := addWindow(t, "W2", fmt.Sprint(offered), offered, m0, m1, a)
+	if err != nil {
+		return err
+	}
+	t.add("W2", "agent peak RSS (VmHWM)", "MiB", "≤ 48", float64(m1.p.hwm)/(1<<20))
+	t.add("W2", "agent RssAnon at the end", "MiB", "", float64(m1.p.anon)/(1<<20))
+	addOthersCPU(t, "W2", m0, m1, n)
 	return nil
 }
 

@@ -16,8 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +26,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	smb "github.com/simonvetter/modbus"
 
+	"github.com/mrv-agent/mrv-agent/hack/bench/internal/bank"
 	"github.com/mrv-agent/mrv-agent/reading"
 	"github.com/mrv-agent/mrv-agent/seal"
 	"github.com/mrv-agent/mrv-agent/sim"
@@ -47,30 +45,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-}
-
-// bank is a device of n float32 values in ABCD order at addresses 0, 2, …, each changing
-// with time.
-type bank struct{ n int }
-
-func (b bank) HandleCoils(*smb.CoilsRequest) ([]bool, error) { return nil, smb.ErrIllegalFunction }
-func (b bank) HandleDiscreteInputs(*smb.DiscreteInputsRequest) ([]bool, error) {
-	return nil, smb.ErrIllegalFunction
-}
-func (b bank) HandleInputRegisters(*smb.InputRegistersRequest) ([]uint16, error) {
-	return nil, smb.ErrIllegalFunction
-}
-func (b bank) HandleHoldingRegisters(req *smb.HoldingRegistersRequest) ([]uint16, error) {
-	if req.IsWrite || int(req.Addr)+int(req.Quantity) > 2*b.n {
-		return nil, smb.ErrIllegalDataAddress
-	}
-	t := float64(time.Now().UnixNano()) / 1e9
-	regs := make([]uint16, 2*b.n)
-	for i := range b.n {
-		v := math.Float32bits(float32(100*float64(i+1) + 5*math.Sin(t/7+float64(i))))
-		regs[2*i], regs[2*i+1] = uint16(v>>16), uint16(v)
-	}
-	return regs[req.Addr : req.Addr+req.Quantity], nil
 }
 
 func run(agentBin string, devices, values int, interval, warmup, duration time.Duration) error {
@@ -110,16 +84,8 @@ log: {level: warn, format: text}
 sources:
 `, keyFile, filepath.Join(dir, "buffer.db"), broker.URL(), statusPort)
 	for d := range devices {
-		port, err := sim.FreePort("127.0.0.1")
+		srv, addr, err := bank.Start(bank.Bank{N: values, Step: interval}, 4)
 		if err != nil {
-			return err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		srv, err := smb.NewServer(&smb.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, MaxClients: 4}, bank{values})
-		if err != nil {
-			return err
-		}
-		if err := srv.Start(); err != nil {
 			return err
 		}
 		defer func() { _ = srv.Stop() }()
